@@ -1,0 +1,48 @@
+# sheetid — every target installs what it needs, so a fresh Debian machine with Python 3.11 only
+# needs `make demo` or `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-soundfont-small \
+	csound-soundfont timgm6mb-soundfont poppler-utils
+export SHEETID_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: install system-deps test lint demo data train eval bench docker-smoke clean
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m mypy model indexer service cli.py
+
+test: install lint
+	$(PY) -m pytest -q
+
+data: install
+	$(VENV)/bin/sheetid data build
+
+train: install
+	$(VENV)/bin/sheetid train
+
+eval: install
+	$(VENV)/bin/sheetid eval snippets
+
+clean:
+	rm -rf $(VENV) build *.egg-info

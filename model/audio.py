@@ -1,0 +1,95 @@
+"""Audio front-end: waveform → log-frequency spectrogram (paper §2.2) → fixed-size excerpts.
+
+The filterbank follows the paper's reference implementation: 16 bands per octave between 30 Hz and
+6 kHz, centre frequencies snapped to unique FFT bins, triangular filters normalised to unit area.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+SAMPLE_RATE = 22050  # Hz; every waveform is resampled to this before the spectrogram
+FRAME_SIZE = 2048  # samples per FFT frame (Hann window)
+FPS = 20  # spectrogram frames per second
+HOP = SAMPLE_RATE / FPS  # 1102.5 samples; kept fractional so long recordings do not drift
+BANDS_PER_OCTAVE = 16  # logarithmic filterbank resolution
+FMIN, FMAX = 30.0, 6000.0  # Hz; band edges of the filterbank
+REF_FREQ = 440.0  # Hz; the filterbank's centre frequencies are 440 · 2^(k/16)
+N_BINS = 92  # filterbank bins produced by the constants above
+EXCERPT_FRAMES = 42  # frames per audio excerpt fed to the audio pathway (≈2.1 s)
+
+
+@lru_cache(maxsize=4)
+def filterbank(sample_rate: int = SAMPLE_RATE, frame_size: int = FRAME_SIZE) -> np.ndarray:
+    """Triangular log-frequency filterbank of shape (frame_size // 2 + 1, n_bands)."""
+    fft_freqs = np.fft.rfftfreq(frame_size, 1.0 / sample_rate)
+    k_lo = int(np.floor(BANDS_PER_OCTAVE * np.log2(FMIN / REF_FREQ)))
+    k_hi = int(np.ceil(BANDS_PER_OCTAVE * np.log2(FMAX / REF_FREQ)))
+    centres = REF_FREQ * 2.0 ** (np.arange(k_lo, k_hi + 1) / BANDS_PER_OCTAVE)
+    centres = centres[(centres >= FMIN) & (centres <= FMAX)]
+    # Snap to the nearest FFT bin and drop duplicates: low bands collapse onto the same bins.
+    bins = np.unique(np.argmin(np.abs(fft_freqs[None, :] - centres[:, None]), axis=1))
+    fb = np.zeros((len(fft_freqs), len(bins) - 2), dtype=np.float64)
+    for band, (lo, mid, hi) in enumerate(zip(bins[:-2], bins[1:-1], bins[2:], strict=True)):
+        rise = np.linspace(0.0, 1.0, mid - lo, endpoint=False)
+        fall = np.linspace(1.0, 0.0, hi - mid, endpoint=False)
+        fb[lo:mid, band] = rise
+        fb[mid:hi, band] = fall
+        fb[:, band] /= fb[:, band].sum()
+    return fb.astype(np.float32)
+
+
+def n_frames(n_samples: int) -> int:
+    """Number of spectrogram frames for a signal: one per hop, the first centred on sample 0."""
+    return int(np.floor(n_samples / HOP)) + 1 if n_samples > 0 else 0
+
+
+def spectrogram(wave: np.ndarray) -> np.ndarray:
+    """Log-frequency magnitude spectrogram of a mono 22.05 kHz signal, shape (T, 92), float32.
+
+    Frame i is centred on sample int(i · 1102.5); the signal is zero-padded at both ends.
+    """
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim != 1:
+        raise ValueError(f"expected a mono signal, got shape {wave.shape}")
+    t = n_frames(len(wave))
+    if t == 0:
+        return np.zeros((0, N_BINS), dtype=np.float32)
+    half = FRAME_SIZE // 2
+    padded = np.pad(wave, (half, half))
+    starts = (np.arange(t) * HOP).astype(np.int64)
+    window = np.hanning(FRAME_SIZE + 1)[:-1].astype(np.float32)  # periodic Hann
+    fb = filterbank()
+    out = np.empty((t, fb.shape[1]), dtype=np.float32)
+    for i in range(0, t, 2048):  # chunked to bound memory on hour-long inputs
+        idx = starts[i : i + 2048, None] + np.arange(FRAME_SIZE)[None, :]
+        mag = np.abs(np.fft.rfft(padded[idx] * window, axis=1))
+        out[i : i + 2048] = np.log10(1.0 + mag @ fb)
+    return out
+
+
+def load_audio(path_or_file: object, max_seconds: float | None = None) -> np.ndarray:
+    """Decode any format libsndfile or audioread reads, downmix to mono, resample to 22.05 kHz."""
+    import librosa  # imported lazily: it is slow to import and only needed for decoding
+
+    wave, _ = librosa.load(path_or_file, sr=SAMPLE_RATE, mono=True, duration=max_seconds)  # type: ignore[arg-type]
+    return wave.astype(np.float32)
+
+
+def excerpt_centres(n_spec_frames: int, hop_frames: int) -> np.ndarray:
+    """Centre frames of excerpts cut every `hop_frames` frames across a spectrogram."""
+    half = EXCERPT_FRAMES // 2
+    if n_spec_frames <= 0:
+        return np.zeros(0, dtype=np.int64)
+    last = max(half, n_spec_frames - half)
+    return np.arange(half, last + 1, max(1, hop_frames), dtype=np.int64)
+
+
+def cut_excerpts(spec: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Excerpts of EXCERPT_FRAMES frames centred on `centres`, zero-padded at the edges: (N, 92, 42)."""
+    half = EXCERPT_FRAMES // 2
+    padded = np.pad(spec, ((half, EXCERPT_FRAMES), (0, 0)))
+    idx = np.asarray(centres, dtype=np.int64)[:, None] + np.arange(EXCERPT_FRAMES)[None, :]
+    return np.ascontiguousarray(padded[idx].transpose(0, 2, 1))

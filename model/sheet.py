@@ -1,0 +1,184 @@
+"""Sheet front-end: page image → staff systems → one unrolled strip → fixed-size snippets.
+
+The training data and the indexer both go through `unroll` and `cut_snippets`, so a snippet cut from a
+verovio raster during training and one cut from a user's PDF look alike: every system is rescaled so its
+staff-line spacing is exactly STAFF_SPACE pixels, whatever the engraver or resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+STAFF_SPACE = 4.5  # px between staff lines in the strip (model scale; paper's 180 px snippet halved)
+STRIP_HEIGHT = 90  # px; strip and snippet height, centred on the system's middle
+SNIPPET_WIDTH = 100  # px; snippet width fed to the sheet pathway
+INK_THRESHOLD = 128  # grey level below which a page pixel counts as ink
+LINE_FILL = 0.35  # a staff-line row holds at least this share of the page's longest ink row
+SPACING_TOLERANCE = 0.3  # max relative spread of the four gaps within one 5-line staff
+BARLINE_FILL = 0.9  # share of a column between two staves that must be ink to join them in a system
+
+
+@dataclass(frozen=True)
+class System:
+    """One staff system on a page, in page pixels."""
+
+    page: int  # 0-based page index
+    top: float  # y of the first staff line
+    bottom: float  # y of the last staff line
+    left: float  # x where the staff lines start
+    right: float  # x where the staff lines end
+    staff_space: float  # distance between adjacent staff lines
+
+    @property
+    def scale(self) -> float:
+        """Factor that maps page pixels of this system to strip pixels."""
+        return STAFF_SPACE / self.staff_space
+
+    @property
+    def centre(self) -> float:
+        return (self.top + self.bottom) / 2.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class Strip:
+    """All systems of a piece side by side, at model scale; ink is 255, paper is 0."""
+
+    image: np.ndarray  # (STRIP_HEIGHT, W) uint8
+    systems: list[System]
+    offsets: np.ndarray  # (n_systems,) strip x where each system starts
+
+    def strip_x(self, system: int, page_x: np.ndarray | float) -> np.ndarray:
+        """Map page x positions inside `system` to strip x."""
+        s = self.systems[system]
+        return self.offsets[system] + (np.asarray(page_x, dtype=np.float64) - s.left) * s.scale
+
+    def locate(self, strip_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map strip x positions back to (system index, page x)."""
+        strip_x = np.asarray(strip_x, dtype=np.float64)
+        sys_idx = np.clip(np.searchsorted(self.offsets, strip_x, side="right") - 1, 0, len(self.systems) - 1)
+        lefts = np.array([s.left for s in self.systems])
+        scales = np.array([s.scale for s in self.systems])
+        return sys_idx, lefts[sys_idx] + (strip_x - self.offsets[sys_idx]) / scales[sys_idx]
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index pairs of consecutive True values in a 1-d mask, end exclusive."""
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _line_extent(row: np.ndarray) -> tuple[int, int]:
+    """Longest ink run of a staff-line row: where the line starts and ends."""
+    runs = _runs(row)
+    return max(runs, key=lambda r: r[1] - r[0]) if runs else (0, 0)
+
+
+def _staves(ink: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+    """Find 5-line staves: (line y centres, left, right) top to bottom."""
+    fill = ink.sum(axis=1)
+    if fill.max() == 0:
+        return []
+    rows = _runs(fill >= LINE_FILL * fill.max())
+    lines = np.array([(a + b - 1) / 2.0 for a, b in rows])
+    staves: list[tuple[np.ndarray, int, int]] = []
+    i = 0
+    while i + 5 <= len(lines):
+        gaps = np.diff(lines[i : i + 5])
+        if gaps.min() > 1.5 and (gaps.max() - gaps.min()) <= SPACING_TOLERANCE * gaps.mean():
+            extents = [_line_extent(ink[int(round(y))]) for y in lines[i : i + 5]]
+            left = int(np.median([e[0] for e in extents]))
+            right = int(np.median([e[1] for e in extents]))
+            staves.append((lines[i : i + 5], left, right))
+            i += 5
+        else:
+            i += 1
+    return staves
+
+
+def _joined(ink: np.ndarray, upper: tuple[np.ndarray, int, int], lower: tuple[np.ndarray, int, int]) -> bool:
+    """True when a vertical line (system barline or brace) bridges the gap between two staves."""
+    y0, y1 = int(np.ceil(upper[0][-1])), int(np.floor(lower[0][0]))
+    left, right = max(upper[1], lower[1]), min(upper[2], lower[2])
+    if y1 <= y0 or right <= left:
+        return False
+    gap = ink[y0:y1, max(0, left - 3) : right + 1]
+    return bool((gap.mean(axis=0) >= BARLINE_FILL).any())
+
+
+def detect_systems(page: np.ndarray, page_index: int = 0) -> list[System]:
+    """Staff systems on a greyscale page (paper white): staves found from row projections, then
+    grouped into systems where a barline or brace joins neighbouring staves."""
+    if page.ndim != 2:
+        raise ValueError("expected a greyscale page")
+    ink = page < INK_THRESHOLD
+    staves = _staves(ink)
+    groups: list[list[tuple[np.ndarray, int, int]]] = []
+    for staff in staves:
+        if groups and _joined(ink, groups[-1][-1], staff):
+            groups[-1].append(staff)
+        else:
+            groups.append([staff])
+    systems = []
+    for group in groups:
+        spaces = np.concatenate([np.diff(s[0]) for s in group])
+        systems.append(
+            System(
+                page=page_index,
+                top=float(group[0][0][0]),
+                bottom=float(group[-1][0][-1]),
+                left=float(min(s[1] for s in group)),
+                right=float(max(s[2] for s in group)),
+                staff_space=float(np.median(spaces)),
+            )
+        )
+    return systems
+
+
+def _system_image(page: np.ndarray, system: System) -> np.ndarray:
+    """One system cut from its page, rescaled to STAFF_SPACE and inverted (ink 255)."""
+    f = system.scale
+    half = STRIP_HEIGHT / (2.0 * f)
+    y0, y1 = int(round(system.centre - half)), int(round(system.centre + half))
+    x0, x1 = int(round(system.left)), int(round(system.right))
+    h, w = page.shape
+    crop = np.full((y1 - y0, max(1, x1 - x0)), 255, dtype=np.uint8)
+    sy0, sy1, sx0, sx1 = max(0, y0), min(h, y1), max(0, x0), min(w, x1)
+    if sy1 > sy0 and sx1 > sx0:
+        crop[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = page[sy0:sy1, sx0:sx1]
+    out_w = max(1, int(round((x1 - x0) * f)))
+    resized = Image.fromarray(crop).resize((out_w, STRIP_HEIGHT), Image.Resampling.LANCZOS)
+    return 255 - np.asarray(resized, dtype=np.uint8)
+
+
+def unroll(pages: Sequence[np.ndarray], systems: Sequence[System]) -> Strip:
+    """Concatenate the systems of a piece, in reading order, into one strip at model scale."""
+    if not systems:
+        raise ValueError("no staff systems to unroll")
+    images = [_system_image(pages[s.page], s) for s in systems]
+    widths = np.array([im.shape[1] for im in images])
+    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.float64)
+    return Strip(image=np.concatenate(images, axis=1), systems=list(systems), offsets=offsets)
+
+
+def snippet_centres(strip_width: int, hop: int) -> np.ndarray:
+    """Centres of a sliding window across the whole strip, `hop` px apart."""
+    half = SNIPPET_WIDTH // 2
+    last = max(half, strip_width - half)
+    return np.arange(half, last + 1, max(1, hop), dtype=np.int64)
+
+
+def cut_snippets(strip: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Snippets of SNIPPET_WIDTH px centred on `centres`, zero (paper) padded: (N, H, W) float32 in [0, 1]."""
+    half = SNIPPET_WIDTH // 2
+    padded = np.pad(strip, ((0, 0), (half, SNIPPET_WIDTH)))
+    idx = np.round(np.asarray(centres)).astype(np.int64)[:, None] + np.arange(SNIPPET_WIDTH)[None, :]
+    idx = np.clip(idx, 0, padded.shape[1] - 1)
+    return (padded[:, idx].transpose(1, 0, 2) / 255.0).astype(np.float32)
