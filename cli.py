@@ -55,5 +55,48 @@ def data_show(
     typer.echo(str(out))
 
 
+@app.command("train")
+def train_cmd(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    out: Annotated[Path, typer.Option(help="checkpoint to write")] = Path("model/weights/sheetid.pt"),
+    minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 55.0,
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="ablation: no augmentation")] = False,
+    steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 200,
+    seed: Annotated[int, typer.Option(help="random seed")] = 1234,
+) -> None:
+    """Train the embedding on the training split (CPU, or GPU when present); early-stops on validation."""
+    from model.config import TrainConfig
+    from model.train import train
+
+    cfg = TrainConfig(dataset=str(dataset), out=str(out), max_minutes=minutes, augment=not no_augment,
+                      steps_per_epoch=steps_per_epoch, seed=seed)  # fmt: skip
+    train(cfg, log=typer.echo)
+
+
+@eval_app.command("snippets")
+def eval_snippets(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    weights: Annotated[Path | None, typer.Option(help="checkpoint (default: shipped)")] = None,
+    split: Annotated[str, typer.Option(help="test | test-chorales | validation")] = "test",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Table-2 protocol: rank each query's counterpart among all snippets of the split."""
+    import torch
+
+    from model import checkpoint
+    from model.evaluate import evaluate_snippets
+
+    torch.set_num_threads(2)
+    model, version, _ = checkpoint.load(weights)
+    result = evaluate_snippets(model, dataset, split)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"model {version}, split {split}, {result['candidates']} candidates")
+    for direction in ("audio_to_sheet", "sheet_to_audio"):
+        m = result[direction]
+        typer.echo(f"{direction:15s} R@1 {m['R@1']:6.2f}  R@10 {m['R@10']:6.2f}  R@25 {m['R@25']:6.2f}  MR {m['MR']}")
+
+
 if __name__ == "__main__":
     app()

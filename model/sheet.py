@@ -16,8 +16,8 @@ from PIL import Image
 STAFF_SPACE = 4.5  # px between staff lines in the strip (model scale; paper's 180 px snippet halved)
 STRIP_HEIGHT = 90  # px; strip and snippet height, centred on the system's middle
 SNIPPET_WIDTH = 100  # px; snippet width fed to the sheet pathway
-INK_THRESHOLD = 128  # grey level below which a page pixel counts as ink
-LINE_FILL = 0.35  # a staff-line row holds at least this share of the page's longest ink row
+INK_THRESHOLD = 192  # grey level below which a page pixel counts as ink (thin lines rasterise grey)
+LINE_MIN_LENGTH = 0.08  # a staff line runs unbroken over at least this share of the page width
 SPACING_TOLERANCE = 0.3  # max relative spread of the four gaps within one 5-line staff
 BARLINE_FILL = 0.9  # share of a column between two staves that must be ink to join them in a system
 
@@ -81,22 +81,34 @@ def _line_extent(row: np.ndarray) -> tuple[int, int]:
     return max(runs, key=lambda r: r[1] - r[0]) if runs else (0, 0)
 
 
-def _staves(ink: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+def _longest_runs(ink: np.ndarray) -> np.ndarray:
+    """Length of the longest horizontal ink run in every row."""
+    cols = np.arange(ink.shape[1])[None, :]
+    last_gap = np.maximum.accumulate(np.where(ink, -1, cols), axis=1)
+    return (cols - last_gap).max(axis=1)
+
+
+def _staves(page: np.ndarray, ink: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
     """Find 5-line staves: (line y centres, left, right) top to bottom."""
-    fill = ink.sum(axis=1)
-    if fill.max() == 0:
-        return []
-    rows = _runs(fill >= LINE_FILL * fill.max())
-    lines = np.array([(a + b - 1) / 2.0 for a, b in rows])
+    # A staff-line row holds a long unbroken run; a thin line may straddle two rows, so join each row
+    # with its neighbour below before measuring.
+    longest = _longest_runs(ink | np.vstack([ink[1:], ink[-1:]]))
+    darkness = (255.0 - page.astype(np.float32)).sum(axis=1)
+    lines = []
+    for a, b in _runs(longest >= LINE_MIN_LENGTH * ink.shape[1]):
+        # A beam lying on a line widens the run; only the rows as long as the line itself count.
+        rows = np.arange(a, b)
+        rows = rows[longest[a:b] >= 0.9 * longest[a:b].max()]
+        lines.append(float(np.average(rows, weights=darkness[rows] + 1e-6)))
     staves: list[tuple[np.ndarray, int, int]] = []
     i = 0
     while i + 5 <= len(lines):
-        gaps = np.diff(lines[i : i + 5])
-        if gaps.min() > 1.5 and (gaps.max() - gaps.min()) <= SPACING_TOLERANCE * gaps.mean():
-            extents = [_line_extent(ink[int(round(y))]) for y in lines[i : i + 5]]
+        gaps = np.diff(np.array(lines[i : i + 5]))
+        if gaps.min() > 2.5 and (gaps.max() - gaps.min()) <= SPACING_TOLERANCE * gaps.mean():
+            extents = [_line_extent(ink[max(0, int(y) - 1) : int(y) + 2].any(axis=0)) for y in lines[i : i + 5]]
             left = int(np.median([e[0] for e in extents]))
             right = int(np.median([e[1] for e in extents]))
-            staves.append((lines[i : i + 5], left, right))
+            staves.append((np.array(lines[i : i + 5]), left, right))
             i += 5
         else:
             i += 1
@@ -119,7 +131,7 @@ def detect_systems(page: np.ndarray, page_index: int = 0) -> list[System]:
     if page.ndim != 2:
         raise ValueError("expected a greyscale page")
     ink = page < INK_THRESHOLD
-    staves = _staves(ink)
+    staves = _staves(page, ink)
     groups: list[list[tuple[np.ndarray, int, int]]] = []
     for staff in staves:
         if groups and _joined(ink, groups[-1][-1], staff):
@@ -128,7 +140,7 @@ def detect_systems(page: np.ndarray, page_index: int = 0) -> list[System]:
             groups.append([staff])
     systems = []
     for group in groups:
-        spaces = np.concatenate([np.diff(s[0]) for s in group])
+        spaces = [(s[0][-1] - s[0][0]) / 4.0 for s in group]
         systems.append(
             System(
                 page=page_index,

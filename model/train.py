@@ -1,0 +1,114 @@
+"""`sheetid train`: learn the joint embedding on the training split, early-stopped on validation.
+
+Readable top to bottom: load data → build model → loop (sample, augment, step) → validate each epoch →
+halve the learning rate on plateaus → refit the CCA projections → save the best checkpoint.
+Test material is never loaded here: `load_split` refuses it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model import checkpoint
+from model.config import TrainConfig
+from model.data.dataset import load_split
+from model.evaluate import embed_pairs, retrieval_metrics
+from model.nets import SheetAudioNet, ranking_loss
+from model.pairs import PairIndex, audio_batch, sheet_batch
+
+TRAINING_SPLITS = ("train", "validation")  # the only splits training and tuning may read
+
+
+@torch.no_grad()
+def refit_cca(model: SheetAudioNet, pairs: PairIndex, n: int, rng: np.random.Generator) -> None:
+    """Re-estimate the CCA projections from pre-CCA embeddings of n un-augmented training pairs."""
+    model.eval()
+    idx = rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)
+    xs, ys = [], []
+    for chunk in np.array_split(idx, max(1, len(idx) // 500)):
+        xs.append(model.sheet(sheet_batch(pairs, chunk, None, rng)))
+        ys.append(model.audio(audio_batch(pairs, chunk, None, rng)))
+    model.cca.refit(torch.cat(xs), torch.cat(ys))
+
+
+def validate(model: SheetAudioNet, pairs: PairIndex) -> dict[str, float]:
+    x, y = embed_pairs(model, pairs)
+    return retrieval_metrics(y, x)  # audio → sheet, the paper's direction
+
+
+def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    t_start = time.time()
+
+    # data: training pairs (all renditions) and a fixed validation subset (unseen font, 120 bpm)
+    root = Path(cfg.dataset)
+    train_pairs = PairIndex.build(load_split(root, "train", TRAINING_SPLITS))
+    val_all = PairIndex.build(load_split(root, "validation", TRAINING_SPLITS), first_rendition_only=True)
+    val_pairs = val_all.subset(np.sort(rng.choice(len(val_all), min(cfg.val_pairs, len(val_all)), replace=False)))
+    log(f"train pairs {len(train_pairs)} from {len(train_pairs.records)} pieces; "
+        f"validation queries {len(val_pairs)} of {len(val_all)}")  # fmt: skip
+
+    # model and optimiser
+    model = SheetAudioNet(cfg.model)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    best: dict = {"MR": float("inf")}
+    best_state = copy.deepcopy(model.state_dict())
+    lr, bad_epochs, halvings, epoch, history = cfg.lr, 0, 0, 0, []
+
+    while True:
+        epoch += 1
+        model.train()
+        losses = []
+        for _ in tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch}", leave=False):
+            idx = rng.integers(0, len(train_pairs), size=cfg.batch_size)
+            x, y = model(sheet_batch(train_pairs, idx, cfg, rng), audio_batch(train_pairs, idx, cfg, rng))
+            loss = ranking_loss(x, y, cfg.margin)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+
+        refit_cca(model, train_pairs, cfg.cca_refit_pairs // 2, rng)
+        metrics = validate(model, val_pairs)
+        minutes = (time.time() - t_start) / 60
+        history.append(dict(epoch=epoch, loss=float(np.mean(losses)), lr=lr, minutes=round(minutes, 1), **metrics))
+        log(f"epoch {epoch:3d}  loss {np.mean(losses):.3f}  lr {lr:.5f}  val MR {metrics['MR']:.0f}  "
+            f"R@1 {metrics['R@1']:.1f}  R@10 {metrics['R@10']:.1f}  R@25 {metrics['R@25']:.1f}  {minutes:.1f} min")  # fmt: skip
+
+        if (metrics["MR"], -metrics["R@10"]) < (best["MR"], -best.get("R@10", 0.0)):
+            best, bad_epochs = dict(metrics, epoch=epoch), 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                if halvings >= cfg.max_halvings:
+                    log("early stop: validation stopped improving")
+                    break
+                lr, bad_epochs, halvings = lr / 2, 0, halvings + 1
+                for group in optimiser.param_groups:
+                    group["lr"] = lr
+        if minutes + minutes / epoch > cfg.max_minutes:
+            log("stop: time budget reached")
+            break
+
+    # best weights, CCA re-estimated on a large sample, then saved with config and history
+    model.load_state_dict(best_state)
+    refit_cca(model, train_pairs, cfg.cca_refit_pairs, rng)
+    final = validate(model, val_pairs)
+    summary = {"best_epoch": best["epoch"], "validation": final, "epochs": epoch,
+               "minutes": round((time.time() - t_start) / 60, 1), "train_pairs": len(train_pairs)}  # fmt: skip
+    extra = {"train_config": json.loads(json.dumps(asdict(cfg))), "summary": summary, "history": history}
+    version = checkpoint.save(model, Path(cfg.out), extra)
+    log(json.dumps(dict(summary, version=version)))
+    return summary

@@ -1,0 +1,91 @@
+"""The data engine on a real three-piece build: pairing, shapes, split hygiene, system detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from model.audio import EXCERPT_FRAMES, N_BINS, n_frames
+from model.config import ModelConfig
+from model.data import dataset as ds
+from model.data.corpus import COMPOSER_SPLIT, TEST_CHORALES, load_splits
+from model.train import TRAINING_SPLITS
+from model.sheet import cut_snippets, detect_systems
+from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
+
+
+def _records(root: Path) -> list[ds.PieceRecord]:
+    return [ds.load_record(p) for p in sorted((root / ds.PIECES_DIR).glob("*.npz"))]
+
+
+def test_strip_x_never_decreases_within_a_system(dataset: Path) -> None:
+    for rec in _records(dataset):
+        order = np.argsort(rec.onset_q, kind="stable")
+        for system in np.unique(rec.onset_system):
+            xs = rec.onset_x[order][rec.onset_system[order] == system]
+            assert len(xs) > 0
+            assert np.all(np.diff(xs) >= 0), f"{rec.id} system {system}: x goes backwards"
+        # systems follow each other along the strip in time order too
+        assert np.all(np.diff(rec.onset_system[order]) >= 0)
+
+
+def test_spectrogram_shapes_and_lengths(dataset: Path) -> None:
+    for rec in _records(dataset):
+        assert len(rec.renditions) == (3 if rec.split == "train" else 1)
+        for r in rec.renditions:
+            assert r.spec.ndim == 2 and r.spec.shape[1] == N_BINS
+            # the last onset plus its note must fit inside the rendition
+            last_onset_s = rec.onset_q.max() * 60 / r.bpm
+            assert r.spec.shape[0] / 20 > last_onset_s
+    for pid in (VAL_PIECE, TEST_PIECE):  # non-training renditions are kept as FLAC: lengths agree exactly
+        rec = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(pid)}.npz")
+        audio, sr = sf.read(dataset / ds.AUDIO_DIR / f"{ds.piece_key(pid)}.flac")
+        assert sr == 22050
+        assert rec.renditions[0].spec.shape[0] == n_frames(len(audio))
+
+
+def test_snippets_have_model_input_shapes(dataset: Path) -> None:
+    cfg = ModelConfig()
+    rec = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(TRAIN_PIECE)}.npz")
+    snippets = cut_snippets(rec.strip.image, rec.onset_x)
+    assert snippets.shape == (len(rec.onset_x), *cfg.sheet_shape)
+    assert 0.0 <= snippets.min() and snippets.max() <= 1.0 and snippets.mean() > 0.02  # ink is there
+    assert cfg.audio_shape == (N_BINS, EXCERPT_FRAMES)
+
+
+def test_split_file_is_composer_disjoint() -> None:
+    splits = load_splits()
+    composers = {name: {pid.split("/")[0] for pid in ids} for name, ids in splits.items()}
+    for a in ("train", "validation", "test"):
+        for b in ("train", "validation", "test"):
+            if a < b:
+                assert not composers[a] & composers[b], f"{a} and {b} share {composers[a] & composers[b]}"
+    assert len(splits["test-chorales"]) == TEST_CHORALES
+    assert composers["test-chorales"] == {"bach"}
+    assert not set(splits["test-chorales"]) & set(splits["train"])
+    for name in ("validation", "test"):
+        assert all(COMPOSER_SPLIT[c] == name for c in composers[name])
+
+
+def test_training_refuses_test_pieces(dataset: Path) -> None:
+    assert ds.load_split(dataset, "train", TRAINING_SPLITS)
+    for split in ("test", "test-chorales"):
+        with pytest.raises(PermissionError):
+            ds.load_split(dataset, split, TRAINING_SPLITS)
+
+
+def test_detector_finds_verovio_systems(dataset: Path) -> None:
+    from pdf2image import convert_from_path
+
+    for rec in _records(dataset):
+        pages = convert_from_path(dataset / ds.PDF_DIR / f"{ds.piece_key(rec.id)}.pdf", dpi=150, grayscale=True)
+        detected = [s for i, p in enumerate(pages) for s in detect_systems(np.asarray(p), i)]
+        assert len(detected) == len(rec.strip.systems), rec.id
+        ratio = pages[0].width / 1680  # PDF rasters at 150 dpi vs the 2× verovio raster
+        for d, s in zip(detected, rec.strip.systems, strict=True):
+            assert d.page == s.page
+            assert abs(d.top - s.top * ratio) < 3 and abs(d.bottom - s.bottom * ratio) < 3
+            assert abs(d.staff_space / ratio - s.staff_space) / s.staff_space < 0.03

@@ -1,0 +1,112 @@
+"""Network shapes, the CCA layer, the ranking loss and checkpoint round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model import checkpoint
+from model.config import ModelConfig, TrainConfig
+from model.data import dataset as ds
+from model.nets import CCALayer, SheetAudioNet, cca_projections, ranking_loss
+from model.pairs import PairIndex, audio_batch, sheet_batch
+
+
+def test_pathway_shapes() -> None:
+    cfg = ModelConfig()
+    net = SheetAudioNet(cfg).eval()
+    with torch.no_grad():
+        x = net.embed_sheet(torch.rand(3, *cfg.sheet_shape))
+        y = net.embed_audio(torch.rand(5, *cfg.audio_shape))
+    assert x.shape == (3, 32) and y.shape == (5, 32)
+    torch.testing.assert_close(x.norm(dim=1), torch.ones(3))
+    assert 100_000 < sum(p.numel() for p in net.parameters()) < 250_000  # Table 1 is about 168k
+
+
+def test_cca_projections_decorrelate_and_whiten() -> None:
+    g = torch.Generator().manual_seed(0)
+    shared = torch.randn(2000, 8, generator=g, dtype=torch.float64)
+    x = torch.cat([shared, torch.randn(2000, 24, generator=g, dtype=torch.float64)], 1) @ torch.randn(32, 32, generator=g, dtype=torch.float64)
+    y = torch.cat([shared + 0.1 * torch.randn(2000, 8, generator=g, dtype=torch.float64),
+                   torch.randn(2000, 24, generator=g, dtype=torch.float64)], 1)  # fmt: skip
+    mx, my, a, b = cca_projections(x, y, reg=1e-6)
+    px, py = (x - mx) @ a, (y - my) @ b
+    eye = torch.eye(32, dtype=torch.float64)
+    torch.testing.assert_close(px.T @ px / 1999, eye, atol=1e-3, rtol=0)
+    torch.testing.assert_close(py.T @ py / 1999, eye, atol=1e-3, rtol=0)
+    cross = px.T @ py / 1999
+    off_diag = cross - torch.diag(cross.diag())
+    assert off_diag.abs().max() < 1e-3  # canonical pairs are uncorrelated with each other
+    assert cross.diag()[:8].min() > 0.95  # the 8 shared directions come first, highly correlated
+
+
+def test_cca_layer_keeps_running_estimates_for_inference() -> None:
+    layer = CCALayer(4, reg=1e-3, momentum=1.0)
+    x, y = torch.randn(64, 4), torch.randn(64, 4)
+    layer.train()
+    px, _ = layer(x, y)
+    layer.eval()
+    torch.testing.assert_close(layer.project_x(x), px)
+
+
+def test_ranking_loss_is_zero_only_for_separated_pairs() -> None:
+    eye = torch.eye(4)
+    assert ranking_loss(eye, eye, margin=0.7).item() == 0.0
+    assert ranking_loss(eye, eye.roll(1, 0), margin=0.7).item() > 0.0
+
+
+def test_loss_falls_when_overfitting_a_tiny_set(dataset: Path) -> None:
+    torch.manual_seed(0)
+    rec = ds.load_record(dataset / ds.PIECES_DIR / "bach__bwv66.6.npz")
+    pairs = PairIndex.build([rec])
+    idx = np.arange(0, len(pairs), max(1, len(pairs) // 96))[:96]  # CCA needs more pairs than dimensions
+    rng = np.random.default_rng(0)
+    sheet, audio = sheet_batch(pairs, idx, None, rng), audio_batch(pairs, idx, None, rng)
+    net = SheetAudioNet(ModelConfig())
+    opt = torch.optim.Adam(net.parameters(), lr=TrainConfig().lr)
+    losses = []
+    for _ in range(25):
+        x, y = net(sheet, audio)
+        loss = ranking_loss(x, y, 0.7)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_augmented_batches_keep_shapes(dataset: Path) -> None:
+    rec = ds.load_record(dataset / ds.PIECES_DIR / "bach__bwv66.6.npz")
+    pairs = PairIndex.build([rec])
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, len(pairs), 16)
+    cfg = TrainConfig()
+    s_plain, s_aug = sheet_batch(pairs, idx, None, rng), sheet_batch(pairs, idx, cfg, rng)
+    a_plain, a_aug = audio_batch(pairs, idx, None, rng), audio_batch(pairs, idx, cfg, rng)
+    assert s_plain.shape == s_aug.shape == (16, *cfg.model.sheet_shape)
+    assert a_plain.shape == a_aug.shape == (16, *cfg.model.audio_shape)
+    assert not torch.equal(s_plain, s_aug) and not torch.equal(a_plain, a_aug)
+    assert float(a_aug.min()) >= 0.0
+
+
+def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    net = SheetAudioNet(ModelConfig())
+    net.cca.refit(torch.randn(200, 32), torch.randn(200, 32))
+    net.eval()
+    version = checkpoint.save(net, tmp_path / "m.pt", {"note": "test"})
+    loaded, loaded_version, extra = checkpoint.load(tmp_path / "m.pt")
+    s, a = torch.rand(4, 90, 100), torch.rand(4, 92, 42)
+    with torch.no_grad():
+        torch.testing.assert_close(net.embed_sheet(s), loaded.embed_sheet(s), rtol=0, atol=0)
+        torch.testing.assert_close(net.embed_audio(a), loaded.embed_audio(a), rtol=0, atol=0)
+    assert version == loaded_version and extra == {"note": "test"}
+
+
+def test_checkpoint_rejects_unknown_format(tmp_path: Path) -> None:
+    torch.save({"format": 999}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError):
+        checkpoint.load(tmp_path / "bad.pt")
