@@ -98,5 +98,153 @@ def eval_snippets(
         typer.echo(f"{direction:15s} R@1 {m['R@1']:6.2f}  R@10 {m['R@10']:6.2f}  R@25 {m['R@25']:6.2f}  MR {m['MR']}")
 
 
+def _library():  # type: ignore[no-untyped-def]
+    import torch
+
+    from indexer.library import Library
+    from indexer.settings import get_settings
+
+    settings = get_settings()
+    torch.set_num_threads(settings.threads)
+    return Library(settings)
+
+
+def _pdfs(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for p in paths:
+        found += sorted(p.rglob("*.pdf")) if p.is_dir() else [p]
+    return found
+
+
+@app.command("index")
+def index_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="PDF files or folders")],
+    title: Annotated[str | None, typer.Option(help="title (single file); default: PDF metadata or file name")] = None,
+    composer: Annotated[str | None, typer.Option(help="composer; default: PDF metadata")] = None,
+) -> None:
+    """Add score PDFs to the library in SHEETID_DATA_DIR (re-running skips what is already indexed)."""
+    from tqdm import tqdm
+
+    from indexer.pdf import BadInput
+
+    lib = _library()
+    files = _pdfs(paths)
+    failed = 0
+    for f in tqdm(files, desc="indexing", unit="pdf"):
+        try:
+            r = lib.add_pdf(f.read_bytes(), title if len(files) == 1 else None, composer, f.name)
+            tqdm.write(f"{'added' if r.created else 'already indexed'}: {f} → piece {r.piece_id}")
+        except BadInput as exc:
+            failed += 1
+            tqdm.write(f"refused {f}: {exc}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("pieces")
+def pieces_cmd(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """List the library."""
+    from sqlalchemy import select
+
+    from indexer.store import Piece
+
+    lib = _library()
+    counts = lib.counts()
+    with lib.Session() as s:
+        rows = [{"id": p.id, "title": p.title, "composer": p.composer, "pages": p.pages,
+                 "snippets": counts.get(p.id, 0), "status": p.status.value}
+                for p in s.scalars(select(Piece).order_by(Piece.id))]  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['id']:5d}  {r['status']:8s} {r['pages']:3d} p {r['snippets']:6d} snippets  "
+                   f"{r['title']}{' — ' + r['composer'] if r['composer'] else ''}")  # fmt: skip
+
+
+@app.command("remove")
+def remove_cmd(piece_id: int) -> None:
+    """Delete a piece and its vectors."""
+    if not _library().remove(piece_id):
+        typer.echo(f"no piece {piece_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed piece {piece_id}")
+
+
+@app.command("reindex")
+def reindex_cmd() -> None:
+    """Re-embed every piece with the current model (after a model change)."""
+    typer.echo(f"re-embedded {_library().reindex()} pieces")
+
+
+def _wave(path: Path):  # type: ignore[no-untyped-def]
+    from fastapi import HTTPException
+
+    from indexer.settings import get_settings
+    from service.uploads import decode_audio
+
+    try:
+        return decode_audio(path.read_bytes(), get_settings())
+    except HTTPException as exc:
+        typer.echo(f"refused {path}: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("identify")
+def identify_cmd(
+    audio: Path,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Which library piece is this recording?"""
+    from service.identify import identify
+    from service.routes.identify import identify_out
+
+    lib = _library()
+    out = identify_out(identify(lib, _wave(audio)), lib)
+    if as_json:
+        typer.echo(json.dumps(out.model_dump(include={"no_match", "confidence", "pieces"})))
+        return
+    typer.echo("NO MATCH" if out.no_match else "match", nl=False)
+    typer.echo(f" (confidence {out.confidence:.2f}, {out.excerpts} excerpts)")
+    for rank, p in enumerate(out.pieces[:5], 1):
+        typer.echo(f"{rank}. [{p.id}] {p.title}{' — ' + p.composer if p.composer else ''}: {p.votes} votes")
+
+
+@app.command("align")
+def align_cmd(
+    audio: Path,
+    piece: Annotated[int, typer.Option("--piece", help="piece id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    plot: Annotated[Path | None, typer.Option(help="write the cost matrix and path as PNG")] = None,
+) -> None:
+    """Follow a recording through a piece: audio time → page, system, x."""
+    from service.align import align, plot_cost
+
+    result = align(_library(), piece, _wave(audio))
+    if plot:
+        plot_cost(result, plot)
+    points = [{"time": round(p.time, 2), "page": p.page, "system": p.system, "x": round(p.x, 1),
+               "box": [round(v, 1) for v in p.box]} for p in result.points]  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"piece_id": piece, "subsequence": result.subsequence, "points": points}))
+        return
+    for p in points[:: max(1, len(points) // 20)]:
+        typer.echo(f"{p['time']:7.2f} s → page {p['page']}, system {p['system'] + 1}, x {p['x']:.0f}")
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+) -> None:
+    """Serve the API and web page (one worker: the model and index live in its memory)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    typer.echo(f"sheetid at http://{host}:{port}/  (API docs at /docs)")
+    uvicorn.run(create_app(), host=host, port=port, workers=1)
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,315 @@
+"""The score library: two-phase ingest, dedup by content hash, deletion, reindexing, crash recovery.
+
+Invariant: a piece is visible to queries only once its row says `indexed`, which happens after its
+vectors are committed to the database and the FAISS index holding them has been saved. At start-up
+half-done pieces are removed and the FAISS index is checked against the database (rebuilt if they
+disagree), so a crash at any point leaves a consistent library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import delete, func, select, update
+
+from indexer.embed import embed_pages
+from indexer.pdf import BadInput, inspect_pdf, rasterise
+from indexer.settings import Settings
+from indexer.store import Page, Piece, Snippet, Status, SystemRow, make_engine, migrate, session_factory
+from indexer.store import vector_bytes, vectors_from
+from indexer.vectors import VectorIndex
+from model import checkpoint
+
+Progress = Callable[[str, float], None]  # (stage, fraction done)
+
+
+@dataclass
+class AddResult:
+    piece_id: int
+    created: bool  # False when the same PDF (by content hash) was already in the library
+
+
+@dataclass
+class PieceSnippets:
+    ids: np.ndarray  # (N,) snippet ids in strip order
+    strip_x: np.ndarray  # (N,) centre in the unrolled strip
+    page: np.ndarray  # (N,) 1-based page
+    system: np.ndarray  # (N,) system index
+    boxes: np.ndarray  # (N, 4) x0, y0, x1, y1 on the page
+    vectors: np.ndarray  # (N, 32)
+
+
+class SnippetMap:
+    """FAISS id → (piece id, strip x), kept in sorted arrays for vectorised lookups."""
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(0, np.int64)
+        self.pieces = np.zeros(0, np.int64)
+        self.strip_x = np.zeros(0, np.float64)
+
+    def set(self, ids: np.ndarray, pieces: np.ndarray, strip_x: np.ndarray) -> None:
+        order = np.argsort(ids)
+        self.ids = np.asarray(ids, np.int64)[order]
+        self.pieces = np.asarray(pieces, np.int64)[order]
+        self.strip_x = np.asarray(strip_x, np.float64)[order]
+
+    def add(self, ids: np.ndarray, piece: int, strip_x: np.ndarray) -> None:
+        self.set(np.concatenate([self.ids, ids]), np.concatenate([self.pieces, np.full(len(ids), piece)]),
+                 np.concatenate([self.strip_x, strip_x]))  # fmt: skip
+
+    def drop_piece(self, piece: int) -> None:
+        keep = self.pieces != piece
+        self.ids, self.pieces, self.strip_x = self.ids[keep], self.pieces[keep], self.strip_x[keep]
+
+    def _find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.asarray(ids, np.int64)
+        if len(self.ids) == 0:
+            return np.zeros(ids.shape, np.int64), np.zeros(ids.shape, bool)
+        pos = np.clip(np.searchsorted(self.ids, ids), 0, len(self.ids) - 1)
+        return pos, self.ids[pos] == ids
+
+    def piece_of(self, ids: np.ndarray) -> np.ndarray:
+        """Piece id per FAISS id; -1 for ids that are unknown (or -1 padding from FAISS)."""
+        pos, found = self._find(ids)
+        return np.where(found, self.pieces[pos] if len(self.ids) else -1, -1)
+
+    def strip_x_of(self, ids: np.ndarray) -> np.ndarray:
+        pos, found = self._find(ids)
+        return self.strip_x[pos[found]] if len(self.ids) else np.zeros(0)
+
+
+class Library:
+    def __init__(self, settings: Settings, weights: Path | None = None) -> None:
+        self.settings = settings
+        self.device = checkpoint.pick_device(settings.device)
+        self.model, self.model_version, self.model_extra = checkpoint.load(weights or settings.weights, self.device)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate(settings.db_url)  # migrations always run before the database is used
+        self.engine = make_engine(settings.db_url)
+        self.Session = session_factory(self.engine)
+        self.write_lock = threading.Lock()  # one writer at a time; searches go on meanwhile
+        self.snippets = SnippetMap()
+        self.index = VectorIndex(self.model_version, settings.index_factory)
+        self.recover()
+
+    # ---- start-up -------------------------------------------------------------------------------
+    def recover(self) -> dict[str, int | bool]:
+        """Drop half-ingested pieces, hide other-model pieces, make FAISS agree with the database."""
+        with self.write_lock, self.Session.begin() as s:
+            pending = list(s.scalars(select(Piece.id).where(Piece.status == Status.pending)))
+            for pid in pending:
+                s.execute(delete(Snippet).where(Snippet.piece_id == pid))
+                s.execute(delete(Piece).where(Piece.id == pid))
+            s.execute(update(Piece).where(Piece.status == Status.indexed, Piece.model_version != self.model_version)
+                      .values(status=Status.stale))  # fmt: skip
+        for pid in pending:
+            shutil.rmtree(self.settings.pages_dir / str(pid), ignore_errors=True)
+        rows = self._indexed_snippets()
+        loaded = VectorIndex.load(self.settings.index_path)
+        max_id = int(rows[0].max()) if len(rows[0]) else -1
+        consistent = (
+            loaded is not None
+            and loaded.model_version == self.model_version
+            and loaded.factory == self.settings.index_factory
+            and loaded.ntotal == len(rows[0])
+            and loaded.max_id == max_id
+        )
+        if consistent:
+            assert loaded is not None
+            self.index = loaded
+        else:
+            self._rebuild_index()
+        self.snippets.set(rows[0], rows[1], rows[2])
+        return {"removed_pending": len(pending), "rebuilt_index": not consistent, "vectors": self.index.ntotal}
+
+    def _indexed_snippets(self, with_vectors: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        cols = [Snippet.id, Snippet.piece_id, Snippet.strip_x] + ([Snippet.vector] if with_vectors else [])
+        q = (select(*cols).join(Piece, Piece.id == Snippet.piece_id)
+             .where(Piece.status == Status.indexed, Snippet.model_version == self.model_version))  # fmt: skip
+        with self.Session() as s:
+            rows = s.execute(q).all()
+        ids = np.array([r[0] for r in rows], np.int64)
+        pieces = np.array([r[1] for r in rows], np.int64)
+        strip_x = np.array([r[2] for r in rows], np.float64)
+        vectors = vectors_from([r[3] for r in rows]) if with_vectors else np.zeros((0, 32), np.float32)
+        return ids, pieces, strip_x, vectors
+
+    def _rebuild_index(self) -> None:
+        ids, pieces, strip_x, vectors = self._indexed_snippets(with_vectors=True)
+        index = VectorIndex(self.model_version, self.settings.index_factory)
+        index.add(ids, vectors)
+        index.save(self.settings.index_path)
+        self.index = index
+        self.snippets.set(ids, pieces, strip_x)
+
+    # ---- ingest ---------------------------------------------------------------------------------
+    def add_pdf(self, data: bytes, title: str | None = None, composer: str | None = None,
+                filename: str | None = None, progress: Progress | None = None) -> AddResult:  # fmt: skip
+        """Index a score PDF. Bad input raises BadInput before anything is stored."""
+        st = self.settings
+        sha = hashlib.sha256(data).hexdigest()
+        with self.Session() as s:
+            existing = s.scalars(select(Piece).where(Piece.sha256 == sha)).first()
+            if existing is not None and existing.status == Status.indexed:
+                return AddResult(existing.id, created=False)
+        n_pages = inspect_pdf(data, st.max_pdf_pages, st.max_page_inches, st.pdf_dpi, st.max_page_pixels)
+        meta_title, meta_composer = _pdf_metadata(data)
+        pages = rasterise(data, st.pdf_dpi, st.max_page_pixels)
+        if progress:
+            progress("rasterised", 0.1)
+        score = embed_pages(self.model, pages, st.snippet_hop, self.device,
+                            lambda f: progress("embedding", 0.1 + 0.8 * f) if progress else None)  # fmt: skip
+        with self.write_lock:
+            # phase 1: the piece row, invisible to queries while pending
+            with self.Session.begin() as s:
+                stale = s.scalars(select(Piece).where(Piece.sha256 == sha)).first()
+                if stale is not None:
+                    if stale.status == Status.indexed:  # a concurrent upload of the same file won
+                        return AddResult(stale.id, created=False)
+                    s.delete(stale)  # a pending or stale earlier attempt: redo it from scratch
+                    s.flush()
+                piece = Piece(title=(title or meta_title or _title_from(filename) or "Untitled")[:300],
+                              composer=(composer or meta_composer or None), sha256=sha, pages=n_pages,
+                              status=Status.pending, model_version=self.model_version)  # fmt: skip
+                s.add(piece)
+            pid = piece.id
+            try:
+                ids = self._store_vectors(pid, pages, score)
+                # phase 2: vectors into FAISS, saved atomically, then the piece becomes visible
+                self.index.add(ids, score.vectors)
+                self.index.save(st.index_path)
+                with self.Session.begin() as s:
+                    s.execute(update(Piece).where(Piece.id == pid).values(status=Status.indexed))
+                self.snippets.add(ids, pid, score.centres.astype(np.float64))
+            except BaseException:
+                self._discard(pid)
+                raise
+        if progress:
+            progress("indexed", 1.0)
+        return AddResult(pid, created=True)
+
+    def _store_vectors(self, pid: int, pages: list[np.ndarray], score) -> np.ndarray:  # type: ignore[no-untyped-def]
+        page_dir = self.settings.pages_dir / str(pid)
+        page_dir.mkdir(parents=True, exist_ok=True)
+        with self.Session.begin() as s:
+            for i, page in enumerate(pages):
+                Image.fromarray(page).save(page_dir / f"{i + 1}.png", optimize=False)
+                s.add(Page(piece_id=pid, number=i + 1, width=page.shape[1], height=page.shape[0],
+                           image=f"pages/{pid}/{i + 1}.png"))  # fmt: skip
+            for i, (sysm, off) in enumerate(zip(score.strip.systems, score.strip.offsets, strict=True)):
+                s.add(SystemRow(piece_id=pid, index=i, page=sysm.page + 1, top=sysm.top, bottom=sysm.bottom,
+                                left=sysm.left, right=sysm.right, staff_space=sysm.staff_space,
+                                strip_offset=float(off)))  # fmt: skip
+            rows = [Snippet(piece_id=pid, system=int(sy), page=int(pg) + 1, strip_x=float(x),
+                            x0=float(b[0]), y0=float(b[1]), x1=float(b[2]), y1=float(b[3]),
+                            model_version=self.model_version, vector=vector_bytes(v))
+                    for x, sy, pg, b, v in zip(score.centres, score.systems, score.pages, score.boxes,
+                                               score.vectors, strict=True)]  # fmt: skip
+            s.add_all(rows)
+            s.flush()
+            return np.array([r.id for r in rows], np.int64)
+
+    def _discard(self, pid: int) -> None:
+        """Undo a failed ingest: rows, vectors and page images."""
+        with self.Session.begin() as s:
+            ids = list(s.scalars(select(Snippet.id).where(Snippet.piece_id == pid)))
+            s.execute(delete(Snippet).where(Snippet.piece_id == pid))
+            s.execute(delete(Piece).where(Piece.id == pid))
+        if ids and self.index.remove(np.array(ids)):
+            self.index.save(self.settings.index_path)
+        self.snippets.drop_piece(pid)
+        shutil.rmtree(self.settings.pages_dir / str(pid), ignore_errors=True)
+
+    # ---- library management ---------------------------------------------------------------------
+    def remove(self, piece_id: int) -> bool:
+        with self.write_lock:
+            with self.Session() as s:
+                if s.get(Piece, piece_id) is None:
+                    return False
+            try:
+                self._discard(piece_id)
+            except RuntimeError:  # index types without removal (HNSW): rebuild from the database
+                self._rebuild_index()
+            return True
+
+    def reindex(self, progress: Progress | None = None) -> int:
+        """Re-embed every piece from its stored page images with the current model."""
+        with self.Session() as s:
+            todo = list(s.scalars(select(Piece.id).where(Piece.status != Status.pending)))
+        for n, pid in enumerate(todo):
+            with self.Session() as s:
+                piece = s.get(Piece, pid)
+                if piece is None:
+                    continue
+                pages = [np.asarray(Image.open(self.settings.data_dir / p.image).convert("L")) for p in piece.page_rows]
+            score = embed_pages(self.model, pages, self.settings.snippet_hop, self.device)
+            with self.write_lock:
+                with self.Session.begin() as s:
+                    s.execute(delete(Snippet).where(Snippet.piece_id == pid))
+                    s.execute(delete(SystemRow).where(SystemRow.piece_id == pid))
+                    s.execute(delete(Page).where(Page.piece_id == pid))
+                    s.execute(update(Piece).where(Piece.id == pid).values(status=Status.pending))
+                self._store_vectors(pid, pages, score)
+                with self.Session.begin() as s:
+                    s.execute(update(Piece).where(Piece.id == pid)
+                              .values(status=Status.indexed, model_version=self.model_version))  # fmt: skip
+            if progress:
+                progress("reindexing", (n + 1) / len(todo))
+        with self.write_lock:
+            self._rebuild_index()
+        return len(todo)
+
+    def piece_snippets(self, piece_id: int) -> PieceSnippets:
+        """The piece's current-model snippets in strip order, with their page boxes and vectors."""
+        with self.Session() as s:
+            rows = s.execute(select(Snippet.id, Snippet.strip_x, Snippet.page, Snippet.system, Snippet.x0, Snippet.y0,
+                                    Snippet.x1, Snippet.y1, Snippet.vector)
+                             .where(Snippet.piece_id == piece_id, Snippet.model_version == self.model_version)
+                             .order_by(Snippet.strip_x)).all()  # fmt: skip
+        return PieceSnippets(
+            ids=np.array([r[0] for r in rows], np.int64),
+            strip_x=np.array([r[1] for r in rows], np.float64),
+            page=np.array([r[2] for r in rows], np.int64),
+            system=np.array([r[3] for r in rows], np.int64),
+            boxes=np.array([r[4:8] for r in rows], np.float64).reshape(-1, 4),
+            vectors=vectors_from([r[8] for r in rows]),
+        )
+
+    def counts(self) -> dict[int, int]:
+        """Snippets per piece."""
+        with self.Session() as s:
+            return dict(s.execute(select(Snippet.piece_id, func.count()).group_by(Snippet.piece_id)).all())  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _title_from(filename: str | None) -> str | None:
+    if not filename:
+        return None
+    stem = Path(filename.replace("\\", "/")).name.rsplit(".", 1)[0]
+    return stem.replace("_", " ").strip() or None
+
+
+def _pdf_metadata(data: bytes) -> tuple[str | None, str | None]:
+    import io
+
+    from pypdf import PdfReader
+
+    try:
+        meta = PdfReader(io.BytesIO(data), strict=False).metadata
+    except Exception:  # noqa: BLE001 - metadata is optional
+        return None, None
+    if meta is None:
+        return None, None
+    return (str(meta.title).strip() or None) if meta.title else None, (str(meta.author).strip() or None) if meta.author else None
+
+
+__all__ = ["AddResult", "BadInput", "Library"]

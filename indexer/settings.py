@@ -1,0 +1,66 @@
+"""The one settings object: paths, limits and keys. Read from SHEETID_* environment variables or .env.
+
+It lives in indexer/ (not service/) because the CLI and the indexer need the same data directory and
+limits as the server, and data flows one way: service → indexer → model.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_KEY = "change-me"  # the development key; production mode refuses to start with it
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHEETID_", env_file=".env", extra="ignore")
+
+    # storage
+    data_dir: Path = Path("data")  # database, FAISS index, manifest and page images all live here
+    database_url: str | None = None  # default: sqlite:///<data_dir>/library.sqlite3 (PostgreSQL works too)
+    index_factory: str = "Flat"  # FAISS factory string: "Flat" (exact), "HNSW32", "IVF4096,Flat", ...
+    weights: Path | None = None  # model checkpoint; default: the shipped weights
+    device: str = "auto"  # "auto" (GPU when present), "cpu" or "cuda"
+    threads: int = 2  # torch CPU threads
+
+    # service
+    production: bool = False  # refuse to start with the placeholder API key
+    api_key: SecretStr = SecretStr(PLACEHOLDER_KEY)  # required for POST/DELETE (header X-API-Key)
+    protect_reads: bool = False  # also require the key for GET endpoints
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # limits (bad input gets a 4xx, never a crash)
+    max_upload_mb: float = 50.0  # request body size for uploads → 413
+    max_pdf_pages: int = 60  # → 422
+    max_page_pixels: int = 40_000_000  # rasterised page area at the indexing DPI → 422
+    max_page_inches: float = 40.0  # largest page side in the PDF's own units → 422
+    max_audio_seconds: float = 1200.0  # longer recordings → 422
+    min_audio_seconds: float = 2.0  # shorter (or silent) recordings → 422
+    request_timeout_s: float = 120.0  # identify / align calls running longer → 503
+
+    # retrieval
+    pdf_dpi: int = 150  # rasterisation DPI for uploaded PDFs
+    snippet_hop: int = 10  # px between indexed snippets at model scale
+    excerpt_hop: int = 10  # spectrogram frames between query excerpts (0.5 s)
+    top_k: int = 25  # neighbours per excerpt that vote (paper §5)
+    no_match_threshold: float | None = None  # default: the value calibrated on validation (weights file)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'library.sqlite3'}"
+
+    @property
+    def pages_dir(self) -> Path:
+        return self.data_dir / "pages"
+
+    @property
+    def index_path(self) -> Path:
+        return self.data_dir / "snippets.faiss"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

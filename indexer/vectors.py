@@ -1,0 +1,122 @@
+"""FAISS cosine index over snippet vectors, saved atomically next to a manifest.
+
+Vectors are L2-normalised, so inner product = cosine similarity. Ids are the snippets' primary keys.
+The manifest records the model version, ntotal and the largest id, which is how start-up notices an
+index that disagrees with the database (and rebuilds it from the stored vectors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+DIM = 32  # embedding size
+HNSW_EF_SEARCH = 128  # search breadth for HNSW indexes (recall vs speed)
+IVF_NPROBE = 16  # lists visited per query for IVF indexes
+
+
+@dataclass
+class Manifest:
+    model_version: str
+    ntotal: int
+    max_id: int
+    factory: str
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class VectorIndex:
+    """Thread-safe wrapper: searches may run concurrently with each other, not with writes."""
+
+    def __init__(self, model_version: str, factory: str = "Flat") -> None:
+        self.model_version = model_version
+        self.factory = factory
+        self.index = faiss.IndexIDMap2(faiss.index_factory(DIM, factory, faiss.METRIC_INNER_PRODUCT))
+        self.max_id = -1
+        self.lock = threading.RLock()
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        faiss.normalize_L2(vectors)
+        with self.lock:
+            inner = faiss.downcast_index(self.index.index)
+            if not inner.is_trained:
+                inner.train(vectors)
+            self.index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+            self.max_id = max(self.max_id, int(np.max(ids)))
+
+    def remove(self, ids: np.ndarray) -> int:
+        with self.lock:
+            return int(self.index.remove_ids(np.asarray(ids, dtype=np.int64)))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(similarities, ids), both (n, k); ids are -1 where fewer than k vectors exist."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        faiss.normalize_L2(queries)
+        with self.lock:
+            inner = faiss.downcast_index(self.index.index)
+            if isinstance(inner, faiss.IndexHNSW):
+                inner.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+            elif isinstance(inner, faiss.IndexIVF):
+                inner.nprobe = IVF_NPROBE
+            return self.index.search(queries, min(k, max(1, self.ntotal)))
+
+    def save(self, path: Path) -> None:
+        """Index file first, then manifest, each written to a temp file, fsynced and renamed."""
+        with self.lock:
+            data = faiss.serialize_index(self.index).tobytes()
+            manifest = Manifest(self.model_version, self.ntotal, self.max_id, self.factory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _fsync_write(path, data)
+        _fsync_write(manifest_path(path), json.dumps(manifest.__dict__).encode())
+
+    @classmethod
+    def load(cls, path: Path) -> VectorIndex | None:
+        manifest = Manifest.read(manifest_path(path))
+        if manifest is None or not path.exists():
+            return None
+        try:
+            index = faiss.deserialize_index(np.frombuffer(path.read_bytes(), dtype=np.uint8))
+        except RuntimeError:
+            return None
+        out = cls(manifest.model_version, manifest.factory)
+        out.index = index
+        out.max_id = manifest.max_id
+        if out.ntotal != manifest.ntotal:  # index and manifest from different saves
+            return None
+        return out
+
+
+def manifest_path(index_path: Path) -> Path:
+    return index_path.with_name(index_path.name + ".manifest.json")

@@ -1,0 +1,109 @@
+"""Piece identification (paper §5): excerpts vote with their 25 nearest sheet snippets.
+
+Beyond the paper: a calibrated confidence from the vote margin, an explicit no-match answer, and the
+part of the score the votes point at. Works without HTTP (CLI and benchmarks call it directly).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from indexer.library import Library
+from model.audio import EXCERPT_FRAMES, FPS, cut_excerpts, excerpt_centres, spectrogram
+
+CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "model" / "weights" / "calibration.json"
+DEFAULT_CALIBRATION = {"a": 1.0, "b": -3.0, "threshold": 0.5}  # used only until `sheetid eval calibrate` ran
+AUDIO_BATCH = 512  # excerpts per forward pass
+MAX_RANKED = 10  # pieces returned
+
+
+@dataclass
+class Calibration:
+    """confidence = sigmoid(a · z + b), z = (v1 − v2) / sqrt(v1 + v2 + 1) on the top two vote counts."""
+
+    a: float
+    b: float
+    threshold: float  # below this confidence the answer is "no match"
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
+        data = json.loads(path.read_text()) if path.exists() else DEFAULT_CALIBRATION
+        return cls(float(data["a"]), float(data["b"]), float(data["threshold"]))
+
+    def confidence(self, z: float) -> float:
+        return 1.0 / (1.0 + math.exp(-(self.a * z + self.b)))
+
+
+def margin_statistic(votes: list[int]) -> float:
+    v1 = votes[0] if votes else 0
+    v2 = votes[1] if len(votes) > 1 else 0
+    return (v1 - v2) / math.sqrt(v1 + v2 + 1)
+
+
+@dataclass
+class RankedPiece:
+    id: int
+    votes: int
+    score: float  # share of all votes
+
+
+@dataclass
+class Identification:
+    no_match: bool
+    confidence: float
+    pieces: list[RankedPiece]
+    excerpts: int
+    seconds: float
+    matched_strip_x: tuple[float, float] | None = None  # where the top piece's votes fall (10th–90th pct)
+    margin: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+@torch.no_grad()
+def embed_audio(library: Library, wave: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(excerpt centre frames, unit vectors) for a mono 22.05 kHz signal."""
+    spec = spectrogram(wave)
+    centres = excerpt_centres(len(spec), hop_frames)
+    vectors = []
+    for start in range(0, len(centres), AUDIO_BATCH):
+        batch = torch.from_numpy(cut_excerpts(spec, centres[start : start + AUDIO_BATCH])).to(library.device)
+        vectors.append(library.model.embed_audio(batch).cpu().numpy())
+    return centres, (np.concatenate(vectors) if vectors else np.zeros((0, 32), np.float32))
+
+
+def identify(library: Library, wave: np.ndarray, calibration: Calibration | None = None,
+             hop_frames: int | None = None, top_k: int | None = None) -> Identification:  # fmt: skip
+    st = library.settings
+    calibration = calibration or Calibration.load()
+    if st.no_match_threshold is not None:
+        calibration = Calibration(calibration.a, calibration.b, st.no_match_threshold)
+    centres, vectors = embed_audio(library, wave, hop_frames or st.excerpt_hop)
+    seconds = len(wave) / 22050
+    if library.index.ntotal == 0 or len(vectors) == 0:
+        return Identification(True, 0.0, [], len(vectors), seconds)
+    _, ids = library.index.search(vectors, top_k or st.top_k)
+    pieces = library.snippets.piece_of(ids.ravel())
+    valid = pieces >= 0
+    uniq, counts = np.unique(pieces[valid], return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    total = int(valid.sum())
+    ranked = [RankedPiece(int(uniq[i]), int(counts[i]), float(counts[i]) / max(1, total)) for i in order[:MAX_RANKED]]
+    z = margin_statistic([r.votes for r in ranked])
+    confidence = calibration.confidence(z)
+    matched = None
+    if ranked:
+        top_ids = ids.ravel()[valid][pieces[valid] == ranked[0].id]
+        xs = library.snippets.strip_x_of(top_ids)
+        matched = (float(np.percentile(xs, 10)), float(np.percentile(xs, 90))) if len(xs) else None
+    return Identification(confidence < calibration.threshold, confidence, ranked, len(vectors), seconds, matched, z)
+
+
+def min_samples() -> int:
+    """Shortest signal that still yields one full excerpt."""
+    return int(EXCERPT_FRAMES / FPS * 22050)

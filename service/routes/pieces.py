@@ -1,0 +1,105 @@
+"""/pieces: grow, list, inspect and delete the library; page images; alignment of a recording."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from indexer.pdf import BadInput, inspect_pdf
+from indexer.store import Page, Piece
+from service.align import NotIndexed, align
+from service.deps import JobsDep, LibraryDep, ReadAccess, SettingsDep, WriteAccess
+from service.schemas import AlignedPointOut, AlignOut, ErrorOut, JobOut, PieceOut
+from service.uploads import decode_audio, read_capped
+
+router = APIRouter(prefix="/pieces", tags=["pieces"])
+ERRORS = {code: {"model": ErrorOut} for code in (401, 404, 413, 415, 422, 503)}
+
+
+def piece_out(piece: Piece, snippets: int) -> PieceOut:
+    return PieceOut(id=piece.id, title=piece.title, composer=piece.composer, pages=piece.pages, snippets=snippets,
+                    status=piece.status.value, model_version=piece.model_version, created=piece.created)  # fmt: skip
+
+
+@router.post("", status_code=202, response_model=JobOut, dependencies=[WriteAccess], responses=ERRORS)
+async def add_piece(
+    library: LibraryDep,
+    jobs: JobsDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="score PDF")],
+    title: Annotated[str | None, Form(max_length=300)] = None,
+    composer: Annotated[str | None, Form(max_length=200)] = None,
+) -> JobOut:
+    """Queue a score PDF for indexing; poll GET /jobs/{id}. The same PDF twice gives the same piece."""
+    data = await read_capped(file, settings)
+    try:  # cheap checks now, so hostile files are refused with a 4xx instead of a failed job
+        await run_in_threadpool(inspect_pdf, data, settings.max_pdf_pages, settings.max_page_inches,
+                                settings.pdf_dpi, settings.max_page_pixels)  # fmt: skip
+    except BadInput as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    job = jobs.submit_pdf(data, title or None, composer or None, file.filename)
+    return JobOut(**job.__dict__)
+
+
+@router.get("", response_model=list[PieceOut], dependencies=[ReadAccess])
+def list_pieces(library: LibraryDep) -> list[PieceOut]:
+    counts = library.counts()
+    with library.Session() as s:
+        return [piece_out(p, counts.get(p.id, 0)) for p in s.scalars(select(Piece).order_by(Piece.id))]
+
+
+@router.get("/{piece_id}", response_model=PieceOut, dependencies=[ReadAccess], responses=ERRORS)
+def get_piece(piece_id: int, library: LibraryDep) -> PieceOut:
+    with library.Session() as s:
+        piece = s.get(Piece, piece_id)
+        if piece is None:
+            raise HTTPException(404, "no such piece")
+        return piece_out(piece, library.counts().get(piece_id, 0))
+
+
+@router.delete("/{piece_id}", status_code=204, dependencies=[WriteAccess], responses=ERRORS)
+def delete_piece(piece_id: int, library: LibraryDep) -> None:
+    if not library.remove(piece_id):
+        raise HTTPException(404, "no such piece")
+
+
+@router.get("/{piece_id}/pages/{number}", response_class=FileResponse, dependencies=[ReadAccess],
+            responses={200: {"content": {"image/png": {}}}, **ERRORS})  # fmt: skip
+def page_image(piece_id: int, number: int, library: LibraryDep, settings: SettingsDep) -> FileResponse:
+    with library.Session() as s:
+        page = s.scalars(select(Page).where(Page.piece_id == piece_id, Page.number == number)).first()
+    if page is None:
+        raise HTTPException(404, "no such page")
+    path = (settings.data_dir / page.image).resolve()
+    if settings.data_dir.resolve() not in path.parents or not path.exists():
+        raise HTTPException(404, "page image missing")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.post("/{piece_id}/align", response_model=AlignOut, dependencies=[ReadAccess], responses=ERRORS)
+async def align_recording(
+    piece_id: int,
+    library: LibraryDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="recording: wav, flac, ogg or mp3")],
+) -> AlignOut:
+    """Follow a recording through the score: audio time → page, system and box on the page."""
+    with library.Session() as s:
+        piece = s.get(Piece, piece_id)
+        if piece is None or piece.status.value != "indexed":
+            raise HTTPException(404, "no such indexed piece")
+        sizes = {p.number: (p.width, p.height) for p in piece.page_rows}
+    wave = await run_in_threadpool(decode_audio, await read_capped(file, settings), settings)
+    try:
+        result = await asyncio.wait_for(run_in_threadpool(align, library, piece_id, wave), settings.request_timeout_s)
+    except TimeoutError:
+        raise HTTPException(503, "alignment took too long") from None
+    except NotIndexed as exc:
+        raise HTTPException(404, str(exc)) from None
+    points = [AlignedPointOut(time=p.time, page=p.page, system=p.system, x=p.x, box=p.box) for p in result.points]
+    return AlignOut(piece_id=piece_id, subsequence=result.subsequence, page_size=sizes, points=points)

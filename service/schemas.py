@@ -1,0 +1,79 @@
+"""Typed response models; the CLI's --json output uses the same shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class PieceOut(BaseModel):
+    id: int
+    title: str
+    composer: str | None
+    pages: int
+    snippets: int
+    status: str
+    model_version: str | None = None
+    created: datetime | None = None
+
+
+class RankedPieceOut(BaseModel):
+    id: int
+    title: str
+    composer: str | None
+    votes: int
+    score: float = Field(description="share of all excerpt votes")
+
+
+class MatchRegion(BaseModel):
+    page_start: int
+    page_end: int
+    box_start: tuple[float, float, float, float]
+    box_end: tuple[float, float, float, float]
+
+
+class IdentifyOut(BaseModel):
+    no_match: bool
+    confidence: float = Field(description="calibrated probability that the top piece is right")
+    pieces: list[RankedPieceOut]
+    match: MatchRegion | None = Field(None, description="where in the top piece the votes fall")
+    excerpts: int
+    seconds: float
+
+
+class AlignedPointOut(BaseModel):
+    time: float = Field(description="seconds into the recording")
+    page: int
+    system: int
+    x: float
+    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 on the page image")
+
+
+class AlignOut(BaseModel):
+    piece_id: int
+    subsequence: bool
+    page_size: dict[int, tuple[int, int]] = Field(description="page number → (width, height) of the page image")
+    points: list[AlignedPointOut]
+
+
+class JobOut(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    stage: str
+    progress: float
+    piece_id: int | None = None
+    duplicate: bool = False
+    error: str | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class Health(BaseModel):
+    status: str
+    model_version: str | None = None
+    pieces: int | None = None
+    vectors: int | None = None
