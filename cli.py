@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Identify and follow sheet music from audio.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Identify and follow sheet music from audio.",
+)
 data_app = typer.Typer(no_args_is_help=True, help="Build the training / evaluation dataset.")
 eval_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print the figures we report.")
 app.add_typer(data_app, name="data")
@@ -30,12 +33,18 @@ def data_splits() -> None:
 @data_app.command("build")
 def data_build(
     only: Annotated[list[str] | None, typer.Option("--only", help="piece id or corpus path; repeatable")] = None,
+    split: Annotated[list[str] | None, typer.Option("--split", help="build only these splits; repeatable")] = None,
     out: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
 ) -> None:
     """Engrave, synthesize and store every piece of the split file (resumable)."""
     from model.data.build import build, summarize
 
+    if split:
+        from model.data.corpus import load_splits
+
+        splits = load_splits()
+        only = (only or []) + [pid for name in split for pid in splits[name]]
     manifest = build(out, only=only, workers=workers, log=typer.echo)
     typer.echo(json.dumps({"splits": summarize(manifest), "failures": sorted(manifest["failures"]),
                            "build_seconds": manifest.get("build_seconds")}, indent=1))  # fmt: skip
@@ -223,13 +232,26 @@ def align_cmd(
     result = align(_library(), piece, _wave(audio))
     if plot:
         plot_cost(result, plot)
-    points = [{"time": round(p.time, 2), "page": p.page, "system": p.system, "x": round(p.x, 1),
-               "box": [round(v, 1) for v in p.box]} for p in result.points]  # fmt: skip
+    points: list[dict[str, Any]] = [{"time": round(p.time, 2), "page": p.page, "system": p.system, "x": round(p.x, 1),
+                                     "box": [round(v, 1) for v in p.box]} for p in result.points]  # fmt: skip
     if as_json:
         typer.echo(json.dumps({"piece_id": piece, "subsequence": result.subsequence, "points": points}))
         return
     for p in points[:: max(1, len(points) // 20)]:
         typer.echo(f"{p['time']:7.2f} s → page {p['page']}, system {p['system'] + 1}, x {p['x']:.0f}")
+
+
+@app.command("demo-library")
+def demo_library(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    split: Annotated[list[str] | None, typer.Option("--split", help="splits to index (default: test)")] = None,
+) -> None:
+    """Index the dataset's test-split PDFs into SHEETID_DATA_DIR and write example recordings."""
+    from service.demo import build_demo
+
+    examples = build_demo(_library(), dataset, tuple(split or ["test"]), log=typer.echo)
+    for e in examples:
+        typer.echo(f"example recording: {e}")
 
 
 @app.command("serve")

@@ -22,8 +22,18 @@ from sqlalchemy import delete, func, select, update
 from indexer.embed import embed_pages
 from indexer.pdf import BadInput, inspect_pdf, rasterise
 from indexer.settings import Settings
-from indexer.store import Page, Piece, Snippet, Status, SystemRow, make_engine, migrate, session_factory
-from indexer.store import vector_bytes, vectors_from
+from indexer.store import (
+    Page,
+    Piece,
+    Snippet,
+    Status,
+    SystemRow,
+    make_engine,
+    migrate,
+    session_factory,
+    vector_bytes,
+    vectors_from,
+)
 from indexer.vectors import VectorIndex
 from model import checkpoint
 
@@ -309,7 +319,9 @@ def _pdf_metadata(data: bytes) -> tuple[str | None, str | None]:
         return None, None
     if meta is None:
         return None, None
-    return (str(meta.title).strip() or None) if meta.title else None, (str(meta.author).strip() or None) if meta.author else None
+    title = (str(meta.title).strip() or None) if meta.title else None
+    author = (str(meta.author).strip() or None) if meta.author else None
+    return title, author
 
 
 __all__ = ["AddResult", "BadInput", "Library"]

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     max_page_inches: float = 40.0  # largest page side in the PDF's own units → 422
     max_audio_seconds: float = 1200.0  # longer recordings → 422
     min_audio_seconds: float = 2.0  # shorter (or silent) recordings → 422
+    max_audio_channels: int = 2  # mono or stereo recordings; downmix surround material first → 422
+    max_sample_rate: int = 96_000  # Hz; higher rates are refused rather than resampled → 422
     request_timeout_s: float = 120.0  # identify / align calls running longer → 503
 
     # retrieval

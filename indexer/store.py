@@ -29,7 +29,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"  # Alembi
 SQLITE_BUSY_MS = 30_000  # writers wait this long for a lock instead of failing with "database is locked"
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     pending = "pending"  # row written, vectors not yet durable: invisible to queries
     indexed = "indexed"  # vectors durable in the database and FAISS
     stale = "stale"  # embedded by another model version: invisible until `sheetid reindex`
@@ -100,7 +100,9 @@ def vector_bytes(v: np.ndarray) -> bytes:
 
 
 def vectors_from(blobs: list[bytes]) -> np.ndarray:
-    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1) if blobs else np.zeros((0, 32), np.float32)
+    if not blobs:
+        return np.zeros((0, 32), np.float32)
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
 
 
 def make_engine(url: str) -> Engine:

@@ -12,6 +12,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -56,7 +57,7 @@ class VectorIndex:
     def __init__(self, model_version: str, factory: str = "Flat") -> None:
         self.model_version = model_version
         self.factory = factory
-        self.index = faiss.IndexIDMap2(faiss.index_factory(DIM, factory, faiss.METRIC_INNER_PRODUCT))
+        self.index: Any = faiss.IndexIDMap2(faiss.index_factory(DIM, factory, faiss.METRIC_INNER_PRODUCT))
         self.max_id = -1
         self.lock = threading.RLock()
 
@@ -78,7 +79,7 @@ class VectorIndex:
 
     def remove(self, ids: np.ndarray) -> int:
         with self.lock:
-            return int(self.index.remove_ids(np.asarray(ids, dtype=np.int64)))
+            return int(self.index.remove_ids(np.asarray(ids, dtype=np.int64)))  # type: ignore[arg-type]
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids), both (n, k); ids are -1 where fewer than k vectors exist."""

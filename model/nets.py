@@ -61,6 +61,11 @@ class CCALayer(nn.Module):
     estimates are kept for inference, and `refit` replaces them with an estimate from a large sample.
     """
 
+    mean_x: torch.Tensor
+    mean_y: torch.Tensor
+    proj_x: torch.Tensor
+    proj_y: torch.Tensor
+
     def __init__(self, dim: int, reg: float, momentum: float) -> None:
         super().__init__()
         self.reg, self.momentum = reg, momentum

@@ -95,18 +95,18 @@ def _augment_audio(spec: np.ndarray, cfg: TrainConfig, rng: np.random.Generator)
     n, bins, frames = spec.shape
     lin = np.power(10.0, spec) - 1.0
     lin *= 10.0 ** (rng.uniform(-cfg.gain_db, cfg.gain_db, size=(n, 1, 1)) / 20.0)
-    eq_mask = rng.random(n) < cfg.eq_prob
+    eq_mask = np.asarray(rng.random(n) < cfg.eq_prob)
     if eq_mask.any():
         k = np.arange(bins) / bins
         phase, freq = rng.uniform(0, 2 * np.pi, size=(n, 1)), rng.uniform(0.5, 2.0, size=(n, 1))
         curve_db = rng.uniform(0, 6, size=(n, 1)) * np.sin(2 * np.pi * freq * k[None, :] + phase)
         lin[eq_mask] *= (10.0 ** (curve_db / 20.0))[eq_mask, :, None]
-        decay = rng.uniform(0.2, 0.6, size=n)[eq_mask, None]
+        decay = np.asarray(rng.uniform(0.2, 0.6, size=n))[eq_mask, None]
         tail = lin[eq_mask].copy()
         for t in range(1, frames):  # one-pole reverb tail along time
             tail[:, :, t] = np.maximum(tail[:, :, t], decay * tail[:, :, t - 1])
         lin[eq_mask] = tail
-    noise_mask = rng.random(n) < cfg.noise_prob
+    noise_mask = np.asarray(rng.random(n) < cfg.noise_prob)
     if noise_mask.any():
         level = lin.mean(axis=(1, 2), keepdims=True) * rng.uniform(0.02, 0.2, size=(n, 1, 1))
         lin[noise_mask] += (np.abs(rng.normal(size=(n, bins, frames))) * level)[noise_mask]

@@ -105,7 +105,8 @@ def _staves(page: np.ndarray, ink: np.ndarray) -> list[tuple[np.ndarray, int, in
     while i + 5 <= len(lines):
         gaps = np.diff(np.array(lines[i : i + 5]))
         if gaps.min() > 2.5 and (gaps.max() - gaps.min()) <= SPACING_TOLERANCE * gaps.mean():
-            extents = [_line_extent(ink[max(0, int(y) - 1) : int(y) + 2].any(axis=0)) for y in lines[i : i + 5]]
+            bands = [np.asarray(ink[max(0, int(y) - 1) : int(y) + 2].any(axis=0)) for y in lines[i : i + 5]]
+            extents = [_line_extent(band) for band in bands]
             left = int(np.median([e[0] for e in extents]))
             right = int(np.median([e[1] for e in extents]))
             staves.append((np.array(lines[i : i + 5]), left, right))

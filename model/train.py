@@ -82,9 +82,11 @@ def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
         refit_cca(model, train_pairs, cfg.cca_refit_pairs // 2, rng)
         metrics = validate(model, val_pairs)
         minutes = (time.time() - t_start) / 60
-        history.append(dict(epoch=epoch, loss=float(np.mean(losses)), lr=lr, minutes=round(minutes, 1), **metrics))
+        row = dict(epoch=epoch, loss=float(np.mean(losses)), lr=lr, minutes=round(minutes, 1))
+        history.append(row | metrics)
         log(f"epoch {epoch:3d}  loss {np.mean(losses):.3f}  lr {lr:.5f}  val MR {metrics['MR']:.0f}  "
-            f"R@1 {metrics['R@1']:.1f}  R@10 {metrics['R@10']:.1f}  R@25 {metrics['R@25']:.1f}  {minutes:.1f} min")  # fmt: skip
+            f"R@1 {metrics['R@1']:.1f}  R@10 {metrics['R@10']:.1f}  R@25 {metrics['R@25']:.1f}  "
+            f"{minutes:.1f} min")  # fmt: skip
 
         if (metrics["MR"], -metrics["R@10"]) < (best["MR"], -best.get("R@10", 0.0)):
             best, bad_epochs = dict(metrics, epoch=epoch), 0

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from indexer.settings import PLACEHOLDER_KEY, Settings
 from service.routes import health, identify, jobs, pieces
@@ -21,7 +22,7 @@ WEB_DIR = Path(__file__).with_name("web")  # the single-page web client
 class BodyLimit(BaseHTTPMiddleware):
     """Refuse bodies over the upload limit from Content-Length alone, before reading them (413)."""
 
-    def __init__(self, app: FastAPI, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
 
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.library.close()
 
     app = FastAPI(title="sheetid", version="0.1.0", lifespan=lifespan,
-                  description="Identify sheet music from recordings and follow recordings through the score.")  # fmt: skip
+                  description="Identify sheet music from recordings and follow them through the score.")  # fmt: skip
     app.state.settings = settings
     app.state.library = None
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_upload_mb * 1024 * 1024) + 64 * 1024)

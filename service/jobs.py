@@ -37,7 +37,8 @@ class JobRunner:
         job = Job(id=uuid.uuid4().hex)
         self.jobs[job.id] = job
         if len(self.jobs) > MAX_JOBS_KEPT:
-            for old in [j for j in self.jobs.values() if j.status in ("done", "failed")][: len(self.jobs) - MAX_JOBS_KEPT]:
+            finished = [j for j in self.jobs.values() if j.status in ("done", "failed")]
+            for old in finished[: len(self.jobs) - MAX_JOBS_KEPT]:
                 self.jobs.pop(old.id, None)
 
         def work(j: Job) -> AddResult:

@@ -11,7 +11,6 @@ from indexer.settings import Settings
 from model.audio import SAMPLE_RATE
 
 CHUNK = 1 << 20  # bytes read per step while enforcing the size cap
-MAX_CHANNELS = 32  # more than this is not a music recording
 SILENCE_RMS = 1e-4  # a recording quieter than this carries nothing to identify
 AUDIO_MAGIC = (b"RIFF", b"fLaC", b"OggS", b"ID3", b"FORM")  # wav, flac, ogg, mp3 (tagged), aiff
 
@@ -46,8 +45,10 @@ def decode_audio(data: bytes, settings: Settings) -> np.ndarray:
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise HTTPException(415, f"could not read the audio: {exc}") from None
     duration = info.frames / info.samplerate if info.samplerate else 0.0
-    if info.channels < 1 or info.channels > MAX_CHANNELS:
-        raise HTTPException(422, f"{info.channels} channels; at most {MAX_CHANNELS}")
+    if info.channels < 1 or info.channels > settings.max_audio_channels:
+        raise HTTPException(422, f"{info.channels} channels; at most {settings.max_audio_channels} (downmix first)")
+    if info.samplerate > settings.max_sample_rate:
+        raise HTTPException(422, f"{info.samplerate} Hz; at most {settings.max_sample_rate} Hz")
     if duration > settings.max_audio_seconds:
         raise HTTPException(422, f"recording is {duration:.0f} s; the limit is {settings.max_audio_seconds:g} s")
     if duration < settings.min_audio_seconds:

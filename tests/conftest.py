@@ -20,3 +20,20 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     manifest = build(root, only=[TRAIN_PIECE, VAL_PIECE, TEST_PIECE], workers=1, log=lambda *_: None)
     assert not manifest["failures"], manifest["failures"]
     return root
+
+
+@pytest.fixture()
+def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings for a fresh, empty library in a temporary data directory."""
+    from indexer.settings import Settings
+
+    return Settings(data_dir=tmp_path / "library", threads=2)
+
+
+@pytest.fixture(scope="session")
+def pdfs(dataset: Path) -> dict[str, bytes]:
+    """The fixture pieces' PDFs as engraved by the data engine (verovio → raster → PDF)."""
+    from model.data.dataset import PDF_DIR, piece_key
+
+    pieces = (TRAIN_PIECE, VAL_PIECE, TEST_PIECE)
+    return {pid: (dataset / PDF_DIR / f"{piece_key(pid)}.pdf").read_bytes() for pid in pieces}

@@ -12,8 +12,8 @@ from model.audio import EXCERPT_FRAMES, N_BINS, n_frames
 from model.config import ModelConfig
 from model.data import dataset as ds
 from model.data.corpus import COMPOSER_SPLIT, TEST_CHORALES, load_splits
-from model.train import TRAINING_SPLITS
 from model.sheet import cut_snippets, detect_systems
+from model.train import TRAINING_SPLITS
 from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
 
 

@@ -28,10 +28,13 @@ def test_pathway_shapes() -> None:
 
 def test_cca_projections_decorrelate_and_whiten() -> None:
     g = torch.Generator().manual_seed(0)
-    shared = torch.randn(2000, 8, generator=g, dtype=torch.float64)
-    x = torch.cat([shared, torch.randn(2000, 24, generator=g, dtype=torch.float64)], 1) @ torch.randn(32, 32, generator=g, dtype=torch.float64)
-    y = torch.cat([shared + 0.1 * torch.randn(2000, 8, generator=g, dtype=torch.float64),
-                   torch.randn(2000, 24, generator=g, dtype=torch.float64)], 1)  # fmt: skip
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    shared = randn(2000, 8)
+    x = torch.cat([shared, randn(2000, 24)], 1) @ randn(32, 32)
+    y = torch.cat([shared + 0.1 * randn(2000, 8), randn(2000, 24)], 1)
     mx, my, a, b = cca_projections(x, y, reg=1e-6)
     px, py = (x - mx) @ a, (y - my) @ b
     eye = torch.eye(32, dtype=torch.float64)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, File, HTTPException, UploadFile
@@ -17,7 +17,7 @@ from service.schemas import ErrorOut, IdentifyOut, MatchRegion, RankedPieceOut
 from service.uploads import decode_audio, read_capped
 
 router = APIRouter(tags=["identify"])
-ERRORS = {code: {"model": ErrorOut} for code in (401, 413, 415, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 413, 415, 422, 503)}
 
 
 def identify_out(result: Identification, library: LibraryDep) -> IdentifyOut:
@@ -38,8 +38,9 @@ def identify_out(result: Identification, library: LibraryDep) -> IdentifyOut:
                                     box_end=(b.x0, b.y0, b.x1, b.y1))  # type: ignore[union-attr]  # fmt: skip
     pieces = [RankedPieceOut(id=p.id, title=meta[p.id].title, composer=meta[p.id].composer, votes=p.votes,
                              score=round(p.score, 4)) for p in result.pieces if p.id in meta]  # fmt: skip
-    return IdentifyOut(no_match=result.no_match, confidence=round(float(np.clip(result.confidence, 0, 1)), 4),
-                       pieces=pieces, match=match, excerpts=result.excerpts, seconds=round(result.seconds, 2))  # fmt: skip
+    confidence = round(float(np.clip(result.confidence, 0, 1)), 4)
+    return IdentifyOut(no_match=result.no_match, confidence=confidence, pieces=pieces, match=match,
+                       excerpts=result.excerpts, seconds=round(result.seconds, 2))  # fmt: skip
 
 
 @router.post("/identify", response_model=IdentifyOut, dependencies=[ReadAccess], responses=ERRORS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse
@@ -18,7 +18,7 @@ from service.schemas import AlignedPointOut, AlignOut, ErrorOut, JobOut, PieceOu
 from service.uploads import decode_audio, read_capped
 
 router = APIRouter(prefix="/pieces", tags=["pieces"])
-ERRORS = {code: {"model": ErrorOut} for code in (401, 404, 413, 415, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 404, 413, 415, 422, 503)}
 
 
 def piece_out(piece: Piece, snippets: int) -> PieceOut:

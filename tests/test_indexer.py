@@ -1,0 +1,131 @@
+"""The library through its real path: PDFs from the data engine → systems → snippets → FAISS + SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sqlalchemy import func, inspect, select, text
+
+from indexer.library import Library
+from indexer.pdf import BadInput
+from indexer.settings import Settings
+from indexer.store import Piece, Snippet, Status, make_engine, migrate
+from model import checkpoint
+from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
+from tests.hostile import bad_pdfs
+
+
+def _snapshot(lib: Library) -> tuple[int, int, int]:
+    with lib.Session() as s:
+        return (s.scalar(select(func.count()).select_from(Piece)) or 0,
+                s.scalar(select(func.count()).select_from(Snippet)) or 0, lib.index.ntotal)  # fmt: skip
+
+
+def test_migration_on_empty_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    migrate(url)
+    engine = make_engine(url)
+    assert {"pieces", "pages", "systems", "snippets"} <= set(inspect(engine).get_table_names())
+    with engine.connect() as c:
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert c.execute(text("pragma journal_mode")).scalar() == "wal"
+    migrate(url)  # idempotent
+
+
+def test_index_dedup_and_delete(settings: Settings, pdfs: dict[str, bytes]) -> None:
+    lib = Library(settings)
+    first = lib.add_pdf(pdfs[TRAIN_PIECE], title="Chorale", composer="Bach")
+    again = lib.add_pdf(pdfs[TRAIN_PIECE], title="Another title")
+    assert first.created and not again.created and again.piece_id == first.piece_id
+    other = lib.add_pdf(pdfs[VAL_PIECE], filename="../../etc/Dichterliebe_no2.pdf")
+    counts = lib.counts()
+    assert counts[first.piece_id] > 20 and lib.index.ntotal == sum(counts.values())
+    with lib.Session() as s:
+        piece = s.get(Piece, other.piece_id)
+        assert piece is not None and piece.status == Status.indexed
+        assert "/" not in piece.title
+        versions = set(s.scalars(select(Snippet.model_version)))
+    assert versions == {lib.model_version}
+    assert (settings.pages_dir / str(first.piece_id) / "1.png").exists()
+
+    assert lib.remove(first.piece_id)
+    assert not lib.remove(first.piece_id)
+    assert lib.index.ntotal == counts[other.piece_id]
+    assert not (settings.pages_dir / str(first.piece_id)).exists()
+    assert set(lib.snippets.piece_of(lib.snippets.ids)) == {other.piece_id}
+
+
+def test_restart_rebuilds_a_missing_or_stale_index(settings: Settings, pdfs: dict[str, bytes]) -> None:
+    lib = Library(settings)
+    lib.add_pdf(pdfs[TRAIN_PIECE])
+    n = lib.index.ntotal
+    lib.close()
+    assert Library(settings).recover()["rebuilt_index"] is False
+    settings.index_path.unlink()  # lost index file
+    reopened = Library(settings)
+    assert reopened.index.ntotal == n
+    reopened.index.add(np.array([10**9]), np.ones((1, 32), np.float32))  # index ahead of the database
+    reopened.index.save(settings.index_path)
+    assert Library(settings).index.ntotal == n
+
+
+def test_crash_mid_ingest_leaves_no_visible_piece(settings: Settings, pdfs: dict[str, bytes],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    lib = Library(settings)
+    lib.add_pdf(pdfs[TRAIN_PIECE])
+    before = lib.index.ntotal
+
+    class Crash(BaseException):
+        pass
+
+    def crash(*_: object) -> None:  # the process "dies" after the vectors hit the database
+        raise Crash
+
+    monkeypatch.setattr(lib.index, "save", crash)
+    with pytest.raises(Crash):
+        lib.add_pdf(pdfs[VAL_PIECE])
+    monkeypatch.undo()
+    # simulate the other kind of crash too: a pending row left behind with its snippets
+    with lib.Session.begin() as s:
+        s.add(Piece(title="half done", sha256="0" * 64, pages=1, status=Status.pending, model_version="x"))
+    reopened = Library(settings)
+    with reopened.Session() as s:
+        assert s.scalar(select(func.count()).select_from(Piece).where(Piece.status != Status.indexed)) == 0
+    assert reopened.index.ntotal == before == sum(reopened.counts().values())
+    assert reopened.add_pdf(pdfs[VAL_PIECE]).created  # re-uploading completes it
+
+
+def test_bad_pdfs_are_refused_and_nothing_is_stored(tmp_path: Path, pdfs: dict[str, bytes]) -> None:
+    settings = Settings(data_dir=tmp_path / "lib", max_pdf_pages=60)
+    lib = Library(settings)
+    lib.add_pdf(pdfs[TRAIN_PIECE])
+    before = _snapshot(lib)
+    for name, data in bad_pdfs(pdfs[TRAIN_PIECE]).items():
+        with pytest.raises(BadInput):
+            lib.add_pdf(data)
+        assert _snapshot(lib) == before, name
+    assert sorted(p.name for p in settings.pages_dir.iterdir()) == ["1"]
+
+
+def test_model_change_hides_pieces_until_reindexed(settings: Settings, pdfs: dict[str, bytes], tmp_path: Path) -> None:
+    lib = Library(settings)
+    lib.add_pdf(pdfs[TEST_PIECE])
+    n = lib.index.ntotal
+    lib.close()
+    model, _, extra = checkpoint.load()
+    with torch.no_grad():
+        model.cca.proj_x.mul_(-1.0)  # a different model: same shapes, other embeddings
+    other = tmp_path / "other.pt"
+    new_version = checkpoint.save(model, other, extra)
+    changed = Library(settings, weights=other)
+    assert changed.model_version == new_version
+    assert changed.index.ntotal == 0  # no query may mix model versions
+    with changed.Session() as s:
+        assert {p.status for p in s.scalars(select(Piece))} == {Status.stale}
+    assert changed.reindex() == 1
+    assert changed.index.ntotal == n
+    with changed.Session() as s:
+        assert set(s.scalars(select(Snippet.model_version))) == {new_version}
