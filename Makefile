@@ -35,6 +35,12 @@ lint: install
 test: install lint
 	$(PY) -m pytest -q
 
+demo: install
+	$(VENV)/bin/sheetid data build --split test --out data/dataset
+	$(VENV)/bin/sheetid demo-library --dataset data/dataset
+	@echo "sheetid demo: open http://127.0.0.1:8000/ (example recordings in data/examples/)"
+	$(VENV)/bin/sheetid serve --host 127.0.0.1 --port 8000
+
 data: install
 	$(VENV)/bin/sheetid data build
 
@@ -43,6 +49,8 @@ train: install
 
 eval: install
 	$(VENV)/bin/sheetid eval snippets
+	$(VENV)/bin/sheetid eval identify
+	$(VENV)/bin/sheetid eval align
 
 clean:
 	rm -rf $(VENV) build *.egg-info

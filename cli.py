@@ -68,7 +68,8 @@ def data_show(
 def train_cmd(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     out: Annotated[Path, typer.Option(help="checkpoint to write")] = Path("model/weights/sheetid.pt"),
-    minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 55.0,
+    minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 45.0,
+    snapshot_minutes: Annotated[float | None, typer.Option(help="also save the weights reached by then")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="ablation: no augmentation")] = False,
     steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 200,
     seed: Annotated[int, typer.Option(help="random seed")] = 1234,
@@ -78,7 +79,7 @@ def train_cmd(
     from model.train import train
 
     cfg = TrainConfig(dataset=str(dataset), out=str(out), max_minutes=minutes, augment=not no_augment,
-                      steps_per_epoch=steps_per_epoch, seed=seed)  # fmt: skip
+                      steps_per_epoch=steps_per_epoch, seed=seed, snapshot_minutes=snapshot_minutes)  # fmt: skip
     train(cfg, log=typer.echo)
 
 
@@ -107,15 +108,68 @@ def eval_snippets(
         typer.echo(f"{direction:15s} R@1 {m['R@1']:6.2f}  R@10 {m['R@10']:6.2f}  R@25 {m['R@25']:6.2f}  MR {m['MR']}")
 
 
-def _library():  # type: ignore[no-untyped-def]
+def _library(data_dir: Path | None = None):  # type: ignore[no-untyped-def]
     import torch
 
     from indexer.library import Library
     from indexer.settings import get_settings
 
     settings = get_settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir, "database_url": None})
     torch.set_num_threads(settings.threads)
     return Library(settings)
+
+
+EVAL_LIBRARY = Path("data/eval-library")  # the benchmarks' own library: every corpus piece's PDF
+
+
+@eval_app.command("identify")
+def eval_identify(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Table-3 protocol: whole recordings and 10-s excerpts of test pieces against the full corpus library."""
+    from service.evaluate import evaluate_identify
+
+    result = evaluate_identify(_library(library), dataset, log=lambda m: typer.echo(m, err=True))
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
+
+
+@eval_app.command("calibrate")
+def eval_calibrate(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+) -> None:
+    """Fit the confidence and the no-match threshold on the validation split; writes calibration.json."""
+    from service.evaluate import calibrate
+
+    typer.echo(json.dumps(calibrate(_library(library), dataset, log=lambda m: typer.echo(m, err=True))))
+
+
+@eval_app.command("systems")
+def eval_systems(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    split: Annotated[list[str] | None, typer.Option("--split", help="splits (default: test)")] = None,
+) -> None:
+    """Staff-system detection precision / recall (IoU ≥ 0.8) on the data engine's PDFs."""
+    from service.evaluate import evaluate_systems
+
+    typer.echo(json.dumps(evaluate_systems(dataset, tuple(split or ["test"]))))
+
+
+@eval_app.command("align")
+def eval_align(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Median alignment error (page widths) on test pieces, against the linear baseline."""
+    from service.evaluate import evaluate_align
+
+    result = evaluate_align(_library(library), dataset, log=lambda m: typer.echo(m, err=True))
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 
 def _pdfs(paths: list[Path]) -> list[Path]:

@@ -65,6 +65,7 @@ def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
     best: dict = {"MR": float("inf")}
     best_state = copy.deepcopy(model.state_dict())
     lr, bad_epochs, halvings, epoch, history = cfg.lr, 0, 0, 0, []
+    snapshot_saved = False
 
     while True:
         epoch += 1
@@ -100,6 +101,14 @@ def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
                 lr, bad_epochs, halvings = lr / 2, 0, halvings + 1
                 for group in optimiser.param_groups:
                     group["lr"] = lr
+        if cfg.snapshot_minutes is not None and not snapshot_saved and minutes >= cfg.snapshot_minutes:
+            # same budget as a shorter run: for ablations that compare settings at equal training time
+            snapshot_saved = True
+            snap = copy.deepcopy(model)
+            snap.load_state_dict(best_state)
+            refit_cca(snap, train_pairs, cfg.cca_refit_pairs, rng)
+            checkpoint.save(snap, Path(cfg.out).with_suffix(".snapshot.pt"), {"summary": {"minutes": round(minutes, 1),
+                            "best_epoch": best["epoch"], "validation": best}})  # fmt: skip
         if minutes + minutes / epoch > cfg.max_minutes:
             log("stop: time budget reached")
             break

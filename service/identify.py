@@ -78,7 +78,9 @@ def embed_audio(library: Library, wave: np.ndarray, hop_frames: int) -> tuple[np
 
 
 def identify(library: Library, wave: np.ndarray, calibration: Calibration | None = None,
-             hop_frames: int | None = None, top_k: int | None = None) -> Identification:  # fmt: skip
+             hop_frames: int | None = None, top_k: int | None = None,
+             exclude: set[int] | None = None) -> Identification:  # fmt: skip
+    """Rank pieces by votes. `exclude` leaves pieces out as if they were not in the library (benchmarks)."""
     st = library.settings
     calibration = calibration or Calibration.load()
     if st.no_match_threshold is not None:
@@ -87,7 +89,13 @@ def identify(library: Library, wave: np.ndarray, calibration: Calibration | None
     seconds = len(wave) / 22050
     if library.index.ntotal == 0 or len(vectors) == 0:
         return Identification(True, 0.0, [], len(vectors), seconds)
-    _, ids = library.index.search(vectors, top_k or st.top_k)
+    k = top_k or st.top_k
+    _, ids = library.index.search(vectors, k * (4 if exclude else 1))
+    if exclude:  # keep each excerpt's k nearest snippets among the pieces that remain
+        owners = library.snippets.piece_of(ids.ravel()).reshape(ids.shape)
+        keep = ~np.isin(owners, list(exclude))
+        ids = np.stack([row[mask][:k] if mask.sum() >= k else np.pad(row[mask], (0, k - mask.sum()), constant_values=-1)
+                        for row, mask in zip(ids, keep, strict=True)])  # fmt: skip
     pieces = library.snippets.piece_of(ids.ravel())
     valid = pieces >= 0
     uniq, counts = np.unique(pieces[valid], return_counts=True)
