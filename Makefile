@@ -7,12 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-soundfont-small \
 	csound-soundfont timgm6mb-soundfont poppler-utils
+APT_TEST_PACKAGES := chromium chromium-driver  # the browser end-to-end test
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: install system-deps test lint demo data train eval bench docker-smoke clean
 
 system-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages:$$missing"; \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
@@ -32,6 +33,7 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy model indexer service cli.py
 
+test: EXTRA_APT = $(APT_TEST_PACKAGES)
 test: install lint
 	$(PY) -m pytest -q
 

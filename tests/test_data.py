@@ -89,3 +89,30 @@ def test_detector_finds_verovio_systems(dataset: Path) -> None:
             assert d.page == s.page
             assert abs(d.top - s.top * ratio) < 3 and abs(d.bottom - s.bottom * ratio) < 3
             assert abs(d.staff_space / ratio - s.staff_space) / s.staff_space < 0.03
+
+
+def test_mei_pitches_match_verovio_midi() -> None:
+    import verovio
+    from music21 import corpus
+
+    from model.data.corpus import reduce_to_grand_staff, to_musicxml
+    from model.data.engrave import mei_pitches
+
+    verovio.enableLog(verovio.LOG_OFF)
+    tk = verovio.toolkit()
+    tk.loadData(to_musicxml(reduce_to_grand_staff(corpus.parse(TEST_PIECE), "piano")))
+    tk.renderToTimemap()
+    pitches = mei_pitches(tk.getMEI())
+    assert len(pitches) > 50
+    assert {nid: tk.getMIDIValuesForElement(nid)["pitch"] for nid in pitches} == pitches
+
+
+def test_reduction_keeps_every_note() -> None:
+    from music21 import corpus
+
+    from model.data.corpus import _note_heads, reduce_to_grand_staff
+
+    score = corpus.parse(TRAIN_PIECE)
+    reduced = reduce_to_grand_staff(score, "chorale")
+    assert len(reduced.parts) == 2
+    assert _note_heads(reduced) == _note_heads(score) > 100
