@@ -10,7 +10,7 @@ APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-sou
 APT_TEST_PACKAGES := chromium chromium-driver  # the browser end-to-end test
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install system-deps test lint demo data train eval bench docker-smoke clean
+.PHONY: install system-deps test lint demo data train eval bench clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -53,6 +53,9 @@ eval: install
 	$(VENV)/bin/sheetid eval snippets
 	$(VENV)/bin/sheetid eval identify
 	$(VENV)/bin/sheetid eval align
+
+bench: install
+	$(VENV)/bin/sheetid bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

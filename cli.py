@@ -308,6 +308,30 @@ def demo_library(
         typer.echo(f"example recording: {e}")
 
 
+@app.command("bench")
+def bench_cmd(
+    dataset: Annotated[Path, typer.Option(help="dataset folder (PDFs and recordings)")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library to query (e.g. the eval library)")] = EVAL_LIBRARY,
+    scale: Annotated[list[int] | None, typer.Option(help="synthetic vector counts for the search benchmark")] = None,
+) -> None:
+    """Print speed figures: 10-page PDF indexing, identification latency, FAISS search at scale."""
+    import soundfile as sf
+
+    from model.data import dataset as ds
+    from service import bench
+
+    lib = _library(library)
+    tests = sorted(p for p, m in ds.read_manifest(dataset)["pieces"].items() if m["split"] == "test")
+    pdfs = [dataset / ds.PDF_DIR / f"{ds.piece_key(p)}.pdf" for p in tests]
+    typer.echo(json.dumps({"index_10_page_pdf": bench.index_pdf(lib, bench.concat_pdfs(pdfs, 10))}))
+    wave, _ = sf.read(dataset / ds.AUDIO_DIR / f"{ds.piece_key(tests[0])}.flac", dtype="float32")
+    typer.echo(json.dumps({"identify_30s": dict(bench.identify_latency(lib, wave[: 30 * 22050]),
+                                                pieces=len(lib.counts()), vectors=lib.index.ntotal)}))  # fmt: skip
+    for n in scale or [1_500_000]:
+        for factory in ("Flat", "HNSW32"):
+            typer.echo(json.dumps({"search": bench.search_scale(n, factory)}))
+
+
 @app.command("serve")
 def serve_cmd(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",

@@ -41,8 +41,10 @@ class TrainConfig:
     # augmentation (paper §2.3 plus robustness for real recordings)
     augment: bool = True  # False reproduces the "no augmentation" row of Table 2
     scale_range: tuple[float, float] = (0.95, 1.05)  # sheet image scaling
-    shift_y: int = 5  # ± px vertical system translation
-    shift_x: int = 5  # ± px horizontal note translation
+    # The paper's ±5 px are at 180×200 input (about 9 px per staff space); our strip has 4.5, so the same
+    # ±0.55 staff space is ±2.5 px here. Literal ±5 px would shift notes by a whole third.
+    shift_y: float = 2.5  # ± px vertical system translation
+    shift_x: float = 2.5  # ± px horizontal note translation
     onset_jitter: int = 1  # ± spectrogram frames around the onset
     gain_db: float = 6.0  # ± dB level change
     noise_prob: float = 0.5  # share of excerpts that get additive noise

@@ -63,8 +63,8 @@ def sheet_batch(pairs: PairIndex, idx: np.ndarray, cfg: TrainConfig | None, rng:
         return batch[:, PAD : PAD + h, PAD : PAD + w].contiguous()
     n = len(idx)
     scale = rng.uniform(*cfg.scale_range, size=n)
-    dx = rng.integers(-cfg.shift_x, cfg.shift_x + 1, size=n)
-    dy = rng.integers(-cfg.shift_y, cfg.shift_y + 1, size=n)
+    dx = rng.uniform(-cfg.shift_x, cfg.shift_x, size=n)
+    dy = rng.uniform(-cfg.shift_y, cfg.shift_y, size=n)
     hc, wc = h + 2 * PAD, w + 2 * PAD
     theta = np.zeros((n, 2, 3), dtype=np.float32)
     theta[:, 0, 0] = w / scale / wc

@@ -104,7 +104,8 @@ def calibrate(library: Library, dataset: Path, out: Path = CALIBRATION_FILE, see
     candidates = np.linspace(0.05, 0.95, 91)
     accuracy = [float(np.mean((conf >= t) == (np.array(y) > 0.5))) for t in candidates]
     threshold = float(candidates[int(np.argmax(accuracy))])
-    result = {"a": a, "b": b, "threshold": threshold, "validation_accuracy": max(accuracy), "queries": len(z)}
+    result = {"a": a, "b": b, "threshold": threshold, "validation_accuracy": round(max(accuracy), 4),
+              "queries": len(z), "model_version": library.model_version}  # fmt: skip
     out.write_text(json.dumps(result, indent=1) + "\n")
     return result
 

@@ -1,0 +1,82 @@
+"""Speed benchmarks (scripts that print figures, never timed tests).
+
+- `index_pdf`: wall time to index one multi-page score PDF through the real path.
+- `identify_latency`: end-to-end identification of a recording (decode excluded) against the library.
+- `search_scale`: FAISS top-25 search for a 30-s query's excerpts over synthetic snippet vectors at
+  library scale, exact (Flat) versus approximate (HNSW), with the approximate index's recall@25.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+
+from indexer.library import Library
+from indexer.vectors import VectorIndex
+from service.identify import identify
+
+QUERY_EXCERPTS_30S = 60  # excerpts of a 30-s recording at the default 0.5-s hop
+
+
+def concat_pdfs(pdfs: list[Path], pages: int) -> bytes:
+    """A `pages`-page PDF assembled from the given PDFs, cycling through them."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    readers = [PdfReader(p) for p in pdfs]
+    i = 0
+    while len(writer.pages) < pages:
+        reader = readers[i % len(readers)]
+        for page in reader.pages:
+            if len(writer.pages) < pages:
+                writer.add_page(page)
+        i += 1
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def index_pdf(library: Library, data: bytes) -> dict[str, float]:
+    t0 = time.perf_counter()
+    result = library.add_pdf(data, title="benchmark")
+    seconds = time.perf_counter() - t0
+    snippets = library.counts().get(result.piece_id, 0)
+    library.remove(result.piece_id)
+    return {"seconds": round(seconds, 2), "snippets": snippets}
+
+
+def identify_latency(library: Library, wave: np.ndarray, repeats: int = 20) -> dict[str, float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        identify(library, wave)
+        times.append(time.perf_counter() - t0)
+    ms = 1000 * np.array(times)
+    return {"p50_ms": round(float(np.median(ms)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1)}
+
+
+def search_scale(n_vectors: int, factory: str, queries: int = QUERY_EXCERPTS_30S, repeats: int = 20,
+                 seed: int = 0) -> dict[str, float | str]:  # fmt: skip
+    """Search latency for one query's excerpts over n synthetic unit vectors; recall@25 against Flat."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n_vectors, 32)).astype(np.float32)
+    q = vectors[rng.integers(0, n_vectors, queries)] + 0.3 * rng.normal(size=(queries, 32)).astype(np.float32)
+    exact = VectorIndex("bench", "Flat")
+    exact.add(np.arange(n_vectors), vectors)
+    index = exact if factory == "Flat" else VectorIndex("bench", factory)
+    t_build = time.perf_counter()
+    if index is not exact:
+        index.add(np.arange(n_vectors), vectors)
+    build_s = time.perf_counter() - t_build
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _, ids = index.search(q, 25)
+        times.append(time.perf_counter() - t0)
+    _, truth = exact.search(q, 25)
+    recall = float(np.mean([len(set(a) & set(b)) / 25 for a, b in zip(ids, truth, strict=True)]))
+    return {"vectors": n_vectors, "factory": factory, "p50_ms": round(1000 * float(np.median(times)), 2),
+            "recall@25": round(recall, 4), "build_s": round(build_s, 1)}  # fmt: skip
