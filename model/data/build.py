@@ -1,0 +1,155 @@
+"""`sheetid data build`: corpus piece → reduced score → engraving → renditions → dataset record.
+
+Runs pieces in parallel worker processes, skips pieces already on disk (the build resumes after an
+interruption) and records every failure with its reason in the manifest instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+import traceback
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+from model.audio import spectrogram
+from model.data import dataset as ds
+from model.data.corpus import PieceSpec, load_splits, pieces_in, reduce_to_grand_staff, split_of, to_musicxml
+from model.data.engrave import RASTER_SCALE, Engraving, engrave
+from model.data.synth import EVAL_FONT, TRAIN_FONTS, render
+from model.sheet import unroll
+
+TRAIN_TEMPO = (100.0, 130.0)  # bpm range of training renditions (paper §2.3)
+EVAL_TEMPO = 120.0  # bpm of validation and test renditions
+PDF_DPI = 72.0 * RASTER_SCALE * 840 / 595.276  # page rasters are A4 wide: about 203 dpi
+
+
+def onset_pairs(eng: Engraving) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One (quarter position, system, page x) per distinct onset; simultaneous heads share a median x."""
+    by_onset: dict[float, list[str]] = {}
+    for n in eng.notes:
+        if n.id in eng.head_x:
+            by_onset.setdefault(n.on, []).append(n.id)
+    qs, systems, xs = [], [], []
+    for q in sorted(by_onset):
+        ids = by_onset[q]
+        system = Counter(eng.head_system[i] for i in ids).most_common(1)[0][0]
+        qs.append(q)
+        systems.append(system)
+        xs.append(float(np.median([eng.head_x[i] for i in ids if eng.head_system[i] == system])))
+    return np.array(qs), np.array(systems, dtype=np.int32), np.array(xs)
+
+
+def renditions_for(piece: str, split: str) -> list[tuple[str, float]]:
+    """(font, bpm) per rendition: every training font at a seeded random tempo, or the unseen font."""
+    if split != "train":
+        return [(next(iter(EVAL_FONT)), EVAL_TEMPO)]
+    rng = random.Random(int(hashlib.sha256(piece.encode()).hexdigest()[:8], 16))
+    return [(font, round(rng.uniform(*TRAIN_TEMPO), 1)) for font in TRAIN_FONTS]
+
+
+def score_xml(spec: PieceSpec) -> tuple[str, dict]:
+    from music21 import corpus
+
+    score = corpus.parse(spec.path)
+    md = getattr(score, "metadata", None)
+    title = (md.title or md.movementName) if md is not None else None
+    meta = {"title": title or spec.id.rsplit("/", 1)[-1], "source": spec.path, "kind": spec.kind}
+    return to_musicxml(reduce_to_grand_staff(score, spec.kind)), meta
+
+
+def save_pdf(pages: list[np.ndarray], path: Path, title: str, author: str) -> None:
+    from PIL import Image
+
+    images = [Image.fromarray(p) for p in pages]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.pdf")
+    images[0].save(tmp, "PDF", resolution=PDF_DPI, save_all=True, append_images=images[1:], title=title,
+                   author=author)  # fmt: skip
+    tmp.replace(path)
+
+
+def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
+    """Build one piece's record, PDF and (for non-training splits) FLAC audio; returns its summary."""
+    import soundfile as sf
+
+    t0 = time.time()
+    xml, meta = score_xml(spec)
+    eng = engrave(xml)
+    if not eng.systems:
+        raise ValueError("verovio drew no staff systems")
+    strip = unroll(eng.pages, eng.systems)
+    onset_q, onset_system, page_x = onset_pairs(eng)
+    onset_x = np.array([strip.strip_x(int(s), x) for s, x in zip(onset_system, page_x, strict=True)])
+    rec = ds.PieceRecord(spec.id, split, spec.composer, strip, onset_q, onset_x, onset_system, meta=meta)
+    for font, bpm in renditions_for(spec.id, split):
+        wave = render(eng.notes, bpm, font)
+        rec.renditions.append(ds.Rendition(font, bpm, spectrogram(wave)))
+        if split != "train":
+            audio = root / ds.AUDIO_DIR / f"{ds.piece_key(spec.id)}.flac"
+            audio.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(audio, wave, 22050)
+    rec.meta.update(pages=len(eng.pages), systems=len(eng.systems), notes=len(eng.notes), onsets=len(onset_q))
+    save_pdf(eng.pages, root / ds.PDF_DIR / f"{ds.piece_key(spec.id)}.pdf", meta["title"], spec.composer)
+    ds.save_record(rec, root)
+    renditions = [{"font": r.font, "bpm": r.bpm} for r in rec.renditions]
+    return dict(rec.meta, split=split, composer=spec.composer, renditions=renditions,
+                seconds=round(time.time() - t0, 2))
+
+
+def _worker(spec: PieceSpec, split: str, root: Path) -> tuple[str, dict | None, str | None]:
+    try:
+        return spec.id, build_piece(spec, split, root), None
+    except Exception as exc:  # noqa: BLE001 - every failure is logged with its reason, never dropped
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        return spec.id, None, reason + "\n" + traceback.format_exc(limit=3)
+
+
+def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print) -> dict:  # type: ignore[no-untyped-def]
+    """Build every piece of the split file (or `only` those ids), resuming where a previous run stopped."""
+    from tqdm import tqdm
+
+    root.mkdir(parents=True, exist_ok=True)
+    splits = load_splits()
+    specs = pieces_in(splits)
+    if only:
+        specs = [s for s in specs if s.id in only or s.path in only]
+        missing = set(only) - {s.id for s in specs} - {s.path for s in specs}
+        if missing:
+            raise KeyError(f"not in the split file: {sorted(missing)}")
+    manifest = ds.read_manifest(root)
+    todo = [s for s in specs if not (root / ds.PIECES_DIR / f"{ds.piece_key(s.id)}.npz").exists()
+            or s.id not in manifest["pieces"]]  # fmt: skip
+    # Long pieces first, so the last worker does not idle behind one big quartet.
+    todo.sort(key=lambda s: (s.kind != "quartet", s.kind != "with_piano", s.id))
+    t0 = time.time()
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(_worker, s, split_of(s.id, splits), root) for s in todo]
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="pieces", unit="piece"):
+            pid, summary, error = fut.result()
+            if summary is not None:
+                manifest["pieces"][pid] = summary
+                manifest["failures"].pop(pid, None)
+            else:
+                manifest["failures"][pid] = error
+                log(f"FAILED {pid}: {error.splitlines()[0] if error else ''}")
+            ds.write_manifest(root, manifest)
+    manifest["build_seconds"] = round(time.time() - t0, 1)
+    ds.write_manifest(root, manifest)
+    return manifest
+
+
+def summarize(manifest: dict) -> dict[str, dict[str, int]]:
+    """Per split: pieces, pages, note pairs (distinct onsets) and renditions."""
+    out: dict[str, dict[str, int]] = {}
+    for p in manifest["pieces"].values():
+        row = out.setdefault(p["split"], {"pieces": 0, "pages": 0, "pairs": 0, "renditions": 0})
+        row["pieces"] += 1
+        row["pages"] += p["pages"]
+        row["pairs"] += p["onsets"]
+        row["renditions"] += len(p["renditions"])
+    return out

@@ -1,0 +1,73 @@
+"""Render sounding notes to audio: a piano MIDI file at a fixed quarter-note tempo, then FluidSynth."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from model.audio import SAMPLE_RATE
+from model.data.engrave import Note
+
+TICKS_PER_QUARTER = 480  # MIDI resolution
+VELOCITY = 80  # MIDI note-on velocity of every note
+TRAIN_FONTS = {  # Debian SoundFonts used for training renditions
+    "fluidr3": "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "musescore": "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
+    "csound": "/usr/share/sounds/sf2/sf_GMbank.sf2",
+}
+EVAL_FONT = {"timgm6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2"}  # unseen font for validation and test
+FONTS = TRAIN_FONTS | EVAL_FONT
+
+
+def write_midi(notes: Sequence[Note], bpm: float, path: Path) -> None:
+    """Type-0 MIDI, program 0 (piano) on channel 0; the onset of a note is its quarter position · 60/bpm."""
+    import mido
+
+    events: list[tuple[int, int, int]] = []  # (tick, order, pitch); offs sort before ons at a tick
+    for n in notes:
+        events.append((round(n.on * TICKS_PER_QUARTER), 1, n.pitch))
+        events.append((max(round(n.off * TICKS_PER_QUARTER), round(n.on * TICKS_PER_QUARTER) + 1), 0, n.pitch))
+    events.sort()
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("set_tempo", tempo=int(round(60_000_000 / bpm)), time=0))
+    track.append(mido.Message("program_change", program=0, channel=0, time=0))
+    sounding: dict[int, int] = {}
+    last = 0
+    for tick, is_on, pitch in events:
+        if is_on:
+            sounding[pitch] = sounding.get(pitch, 0) + 1
+            msg = mido.Message("note_on", note=pitch, velocity=VELOCITY, time=tick - last)
+        else:
+            # Overlapping notes of one pitch (two voices in unison) share one key: release it only once
+            # the last of them ends.
+            sounding[pitch] -= 1
+            if sounding[pitch] > 0:
+                continue
+            msg = mido.Message("note_off", note=pitch, velocity=0, time=tick - last)
+        track.append(msg)
+        last = tick
+    mid = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_QUARTER)
+    mid.tracks.append(track)
+    mid.save(str(path))
+
+
+def render(notes: Sequence[Note], bpm: float, font: str) -> np.ndarray:
+    """Synthesize notes with a FluidSynth SoundFont (name from FONTS); mono float32 at SAMPLE_RATE."""
+    import soundfile as sf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        write_midi(notes, bpm, mid)
+        subprocess.run(
+            ["fluidsynth", "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-r", str(SAMPLE_RATE),
+             "-F", str(wav), FONTS[font], str(mid)],
+            check=True, capture_output=True, timeout=600,
+        )  # fmt: skip
+        audio, sr = sf.read(wav, dtype="float32", always_2d=True)
+    if sr != SAMPLE_RATE:
+        raise RuntimeError(f"fluidsynth wrote {sr} Hz, expected {SAMPLE_RATE}")
+    return audio.mean(axis=1)
