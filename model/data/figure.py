@@ -29,7 +29,8 @@ def figure2(root: Path, piece: str, out: Path, n: int = 4) -> None:
     snippets = cut_snippets(rec.strip.image, rec.onset_x[picks])
     frames = rendition.onset_frames(rec.onset_q[picks])
     excerpts = cut_excerpts(rendition.spec, frames)
-    tiles = [(_to_image(s, invert=True), _to_image(e[::-1], invert=False)) for s, e in zip(snippets, excerpts, strict=True)]
+    pairs = zip(snippets, excerpts, strict=True)
+    tiles = [(_to_image(s, invert=True), _to_image(e[::-1], invert=False)) for s, e in pairs]
     w = sum(a.width + b.width + 3 * GAP for a, b in tiles)
     h = max(max(a.height, b.height) for a, b in tiles) + 2 * GAP + 16
     canvas = Image.new("L", (w, h), 255)
