@@ -20,6 +20,7 @@ INK_THRESHOLD = 192  # grey level below which a page pixel counts as ink (thin l
 LINE_MIN_LENGTH = 0.08  # a staff line runs unbroken over at least this share of the page width
 SPACING_TOLERANCE = 0.3  # max relative spread of the four gaps within one 5-line staff
 BARLINE_FILL = 0.9  # share of a column between two staves that must be ink to join them in a system
+BARLINE_INK = 230  # grey level below which a pixel of a (thin, anti-aliased) barline counts as ink
 
 
 @dataclass(frozen=True)
@@ -94,36 +95,60 @@ def _staves(page: np.ndarray, ink: np.ndarray) -> list[tuple[np.ndarray, int, in
     # with its neighbour below before measuring.
     longest = _longest_runs(ink | np.vstack([ink[1:], ink[-1:]]))
     darkness = (255.0 - page.astype(np.float32)).sum(axis=1)
-    lines = []
+    lines, line_lengths = [], []
     for a, b in _runs(longest >= LINE_MIN_LENGTH * ink.shape[1]):
         # A beam lying on a line widens the run; only the rows as long as the line itself count.
         rows = np.arange(a, b)
         rows = rows[longest[a:b] >= 0.9 * longest[a:b].max()]
         lines.append(float(np.average(rows, weights=darkness[rows] + 1e-6)))
+        line_lengths.append(int(longest[a:b].max()))
+    lengths = np.array(line_lengths)
     staves: list[tuple[np.ndarray, int, int]] = []
-    i = 0
-    while i + 5 <= len(lines):
-        gaps = np.diff(np.array(lines[i : i + 5]))
-        if gaps.min() > 2.5 and (gaps.max() - gaps.min()) <= SPACING_TOLERANCE * gaps.mean():
-            bands = [np.asarray(ink[max(0, int(y) - 1) : int(y) + 2].any(axis=0)) for y in lines[i : i + 5]]
-            extents = [_line_extent(band) for band in bands]
-            left = int(np.median([e[0] for e in extents]))
-            right = int(np.median([e[1] for e in extents]))
-            staves.append((np.array(lines[i : i + 5]), left, right))
-            i += 5
-        else:
-            i += 1
+    if len(lines) < 5:
+        return staves
+    ys = np.array(lines)
+    long_rows = ys[lengths >= 0.5 * lengths.max()]
+    gaps = np.diff(long_rows)
+    gaps = gaps[(gaps > 2.5) & (gaps < 0.05 * page.shape[0])]
+    if len(gaps) == 0:
+        return staves
+    space = float(np.median(gaps))
+    used = np.zeros(len(ys), dtype=bool)
+    for i, y in enumerate(ys):
+        if used[i]:
+            continue
+        # A staff is a line followed by four more at one staff space each; other long rows in between
+        # (beams, slurs, text) are skipped rather than breaking the staff.
+        picked, prev = [i], y
+        for _ in range(4):
+            j = int(np.argmin(np.abs(ys - (prev + space))))
+            if used[j] or j in picked or abs(ys[j] - prev - space) > SPACING_TOLERANCE * space:
+                break
+            picked.append(j)
+            prev = ys[j]
+        if len(picked) < 5:
+            continue
+        used[picked] = True
+        staff = ys[picked]
+        bands = [np.asarray(ink[max(0, int(v) - 1) : int(v) + 2].any(axis=0)) for v in staff]
+        extents = [_line_extent(band) for band in bands]
+        staves.append((staff, int(np.median([e[0] for e in extents])), int(np.median([e[1] for e in extents]))))
     return staves
 
 
-def _joined(ink: np.ndarray, upper: tuple[np.ndarray, int, int], lower: tuple[np.ndarray, int, int]) -> bool:
-    """True when a vertical line (system barline or brace) bridges the gap between two staves."""
+def _joined(page: np.ndarray, upper: tuple[np.ndarray, int, int], lower: tuple[np.ndarray, int, int]) -> bool:
+    """True when a vertical line (system barline or brace) bridges the gap between two staves.
+
+    A one-pixel barline often rasterises light grey, so the test is lenient about darkness and lets each
+    row's ink sit in the column or its neighbours.
+    """
     y0, y1 = int(np.ceil(upper[0][-1])), int(np.floor(lower[0][0]))
     left, right = max(upper[1], lower[1]), min(upper[2], lower[2])
     if y1 <= y0 or right <= left:
         return False
-    gap = ink[y0:y1, max(0, left - 3) : right + 1]
-    return bool((gap.mean(axis=0) >= BARLINE_FILL).any())
+    gap = page[y0:y1, max(0, left - 4) : right + 2] < BARLINE_INK
+    near = gap[:, 1:-1] | gap[:, :-2] | gap[:, 2:]
+    return bool(near.size and (near.mean(axis=0) >= BARLINE_FILL).any())
 
 
 def detect_systems(page: np.ndarray, page_index: int = 0) -> list[System]:
@@ -135,7 +160,7 @@ def detect_systems(page: np.ndarray, page_index: int = 0) -> list[System]:
     staves = _staves(page, ink)
     groups: list[list[tuple[np.ndarray, int, int]]] = []
     for staff in staves:
-        if groups and _joined(ink, groups[-1][-1], staff):
+        if groups and _joined(page, groups[-1][-1], staff):
             groups[-1].append(staff)
         else:
             groups.append([staff])
