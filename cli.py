@@ -72,6 +72,7 @@ def train_cmd(
     snapshot_minutes: Annotated[float | None, typer.Option(help="also save the weights reached by then")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="ablation: no augmentation")] = False,
     steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 200,
+    max_epochs: Annotated[int | None, typer.Option(help="stop after this many epochs")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 1234,
 ) -> None:
     """Train the embedding on the training split (CPU, or GPU when present); early-stops on validation."""
@@ -79,7 +80,8 @@ def train_cmd(
     from model.train import train
 
     cfg = TrainConfig(dataset=str(dataset), out=str(out), max_minutes=minutes, augment=not no_augment,
-                      steps_per_epoch=steps_per_epoch, seed=seed, snapshot_minutes=snapshot_minutes)  # fmt: skip
+                      steps_per_epoch=steps_per_epoch, seed=seed, snapshot_minutes=snapshot_minutes,
+                      max_epochs=max_epochs)  # fmt: skip
     train(cfg, log=typer.echo)
 
 

@@ -31,6 +31,7 @@ class TrainConfig:
     lr: float = 0.002  # Adam learning rate
     margin: float = 0.7  # ranking-loss margin α
     max_minutes: float = 45.0  # wall-clock budget; training stops at the budget or on early stopping
+    max_epochs: int | None = None  # stop after this many epochs (step-matched ablations), else only time
     snapshot_minutes: float | None = None  # also save the weights reached by then (<out stem>.snapshot.pt)
     steps_per_epoch: int = 200  # an "epoch" here is a fixed number of steps, then validation
     patience: int = 3  # epochs without validation improvement before halving the learning rate

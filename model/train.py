@@ -109,6 +109,9 @@ def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
             refit_cca(snap, train_pairs, cfg.cca_refit_pairs, rng)
             checkpoint.save(snap, Path(cfg.out).with_suffix(".snapshot.pt"), {"summary": {"minutes": round(minutes, 1),
                             "best_epoch": best["epoch"], "validation": best}})  # fmt: skip
+        if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
+            log(f"stop: {epoch} epochs")
+            break
         if minutes + minutes / epoch > cfg.max_minutes:
             log("stop: time budget reached")
             break
