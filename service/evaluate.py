@@ -103,7 +103,7 @@ def calibrate(library: Library, dataset: Path, out: Path = CALIBRATION_FILE, see
     conf = 1.0 / (1.0 + np.exp(-(a * np.array(z) + b)))
     candidates = np.linspace(0.05, 0.95, 91)
     accuracy = [float(np.mean((conf >= t) == (np.array(y) > 0.5))) for t in candidates]
-    threshold = float(candidates[int(np.argmax(accuracy))])
+    threshold = round(float(candidates[int(np.argmax(accuracy))]), 4)
     result = {"a": a, "b": b, "threshold": threshold, "validation_accuracy": round(max(accuracy), 4),
               "queries": len(z), "model_version": library.model_version}  # fmt: skip
     out.write_text(json.dumps(result, indent=1) + "\n")
