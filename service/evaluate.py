@@ -19,7 +19,7 @@ from sqlalchemy import select
 from indexer.library import Library
 from indexer.store import Piece, SystemRow
 from model.data import dataset as ds
-from model.sheet import STAFF_SPACE
+from model.sheet import Strip, System
 from service.align import align
 from service.identify import CALIBRATION_FILE, Calibration, identify, margin_statistic
 
@@ -136,9 +136,11 @@ def _truth(library: Library, piece_id: int, rec: ds.PieceRecord) -> _Truth:
         raise ValueError(f"{rec.id}: detector found {len(systems)} systems, engraving has {len(rec.strip.systems)}")
     ratio = page_w / 1680.0  # the data engine's pages are 1680 px wide
     sys_idx, page_x = rec.strip.locate(rec.onset_x.astype(np.float64))
-    xs = np.array([systems[i].strip_offset + (px * ratio - systems[i].left) * STAFF_SPACE / systems[i].staff_space
-                   for i, px in zip(sys_idx, page_x, strict=True)])  # fmt: skip
-    scale = float(np.mean([STAFF_SPACE / s.staff_space for s in systems]))
+    indexed = Strip(image=np.zeros((0, 0), np.uint8),
+                    systems=[System(r.page - 1, r.top, r.bottom, r.left, r.right, r.staff_space) for r in systems],
+                    offsets=np.array([r.strip_offset for r in systems]))  # fmt: skip
+    xs = np.array([float(indexed.strip_x(int(i), px * ratio)) for i, px in zip(sys_idx, page_x, strict=True)])
+    scale = float(np.mean([s.scale for s in indexed.systems]))
     return _Truth(rec.onset_q * 60.0 / rec.renditions[0].bpm, xs, page_w * scale)
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from indexer.library import Library
-from model.audio import EXCERPT_FRAMES, FPS, cut_excerpts, excerpt_centres, spectrogram
+from model.audio import cut_excerpts, excerpt_centres, spectrogram
 
 CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "model" / "weights" / "calibration.json"
 DEFAULT_CALIBRATION = {"a": 1.0, "b": -3.0, "threshold": 0.5}  # used only until `sheetid eval calibrate` ran
@@ -62,7 +62,6 @@ class Identification:
     seconds: float
     matched_strip_x: tuple[float, float] | None = None  # where the top piece's votes fall (10th–90th pct)
     margin: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -110,8 +109,3 @@ def identify(library: Library, wave: np.ndarray, calibration: Calibration | None
         xs = library.snippets.strip_x_of(top_ids)
         matched = (float(np.percentile(xs, 10)), float(np.percentile(xs, 90))) if len(xs) else None
     return Identification(confidence < calibration.threshold, confidence, ranked, len(vectors), seconds, matched, z)
-
-
-def min_samples() -> int:
-    """Shortest signal that still yields one full excerpt."""
-    return int(EXCERPT_FRAMES / FPS * 22050)
