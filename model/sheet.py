@@ -19,6 +19,8 @@ SNIPPET_WIDTH = 100  # px; snippet width fed to the sheet pathway
 INK_THRESHOLD = 192  # grey level below which a page pixel counts as ink (thin lines rasterise grey)
 LINE_MIN_LENGTH = 0.08  # a staff line runs unbroken over at least this share of the page width
 SPACING_TOLERANCE = 0.3  # max relative spread of the four gaps within one 5-line staff
+LENGTH_RATIO = 2.0  # lines of one staff differ in length by at most this factor (beams are shorter)
+MIN_STAFF_SHARE = 0.0  # a staff's lines are at least this share of the page's longest staff line
 BARLINE_FILL = 0.9  # share of a column between two staves that must be ink to join them in a system
 BARLINE_INK = 230  # grey level below which a pixel of a (thin, anti-aliased) barline counts as ink
 
@@ -97,11 +99,13 @@ def _staves(page: np.ndarray, ink: np.ndarray) -> list[tuple[np.ndarray, int, in
     darkness = (255.0 - page.astype(np.float32)).sum(axis=1)
     lines, line_lengths = [], []
     for a, b in _runs(longest >= LINE_MIN_LENGTH * ink.shape[1]):
-        # A beam lying on a line widens the run; only the rows as long as the line itself count.
-        rows = np.arange(a, b)
-        rows = rows[longest[a:b] >= 0.9 * longest[a:b].max()]
-        lines.append(float(np.average(rows, weights=darkness[rows] + 1e-6)))
-        line_lengths.append(int(longest[a:b].max()))
+        # A beam lying on or between lines widens the run, and dense beams can bridge two staff lines
+        # into one run; only rows as long as the longest line count, and each band of them is a line.
+        seg = longest[a:b]
+        for c, d in _runs(seg >= 0.9 * seg.max()):
+            rows = np.arange(a + c, a + d)
+            lines.append(float(np.average(rows, weights=darkness[rows] + 1e-6)))
+            line_lengths.append(int(seg[c:d].max()))
     lengths = np.array(line_lengths)
     staves: list[tuple[np.ndarray, int, int]] = []
     if len(lines) < 5:
@@ -115,14 +119,17 @@ def _staves(page: np.ndarray, ink: np.ndarray) -> list[tuple[np.ndarray, int, in
     space = float(np.median(gaps))
     used = np.zeros(len(ys), dtype=bool)
     for i, y in enumerate(ys):
-        if used[i]:
+        if used[i] or lengths[i] < MIN_STAFF_SHARE * lengths.max():
             continue
-        # A staff is a line followed by four more at one staff space each; other long rows in between
-        # (beams, slurs, text) are skipped rather than breaking the staff.
+        # A staff is a line followed by four more of similar length at one staff space each; other long
+        # rows in between (beams, slurs, text) are skipped rather than breaking the staff. Stacked beams
+        # can be spaced like staff lines, but they are much shorter than the lines they sit beside.
+        similar = (lengths >= lengths[i] / LENGTH_RATIO) & (lengths <= lengths[i] * LENGTH_RATIO)
+        cand = np.where(similar, ys, np.inf)
         picked, prev = [i], y
         for _ in range(4):
-            j = int(np.argmin(np.abs(ys - (prev + space))))
-            if used[j] or j in picked or abs(ys[j] - prev - space) > SPACING_TOLERANCE * space:
+            j = int(np.argmin(np.abs(cand - (prev + space))))
+            if used[j] or j in picked or abs(cand[j] - prev - space) > SPACING_TOLERANCE * space:
                 break
             picked.append(j)
             prev = ys[j]
