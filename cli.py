@@ -272,7 +272,8 @@ def identify_cmd(
     typer.echo("NO MATCH" if out.no_match else "match", nl=False)
     typer.echo(f" (confidence {out.confidence:.2f}, {out.excerpts} excerpts)")
     for rank, p in enumerate(out.pieces[:5], 1):
-        typer.echo(f"{rank}. [{p.id}] {p.title}{' — ' + p.composer if p.composer else ''}: {p.votes} votes")
+        who = f" — {p.composer}" if p.composer else ""
+        typer.echo(f"{rank}. [{p.id}] {p.title}{who}: {p.votes} votes, score {p.score:.1f}")
 
 
 @app.command("align")
@@ -315,8 +316,12 @@ def bench_cmd(
     dataset: Annotated[Path, typer.Option(help="dataset folder (PDFs and recordings)")] = DATASET,
     library: Annotated[Path, typer.Option(help="library to query (e.g. the eval library)")] = EVAL_LIBRARY,
     scale: Annotated[list[int] | None, typer.Option(help="synthetic vector counts for the search benchmark")] = None,
+    clients: Annotated[int, typer.Option(help="parallel HTTP clients in the load benchmark")] = 4,
+    load_seconds: Annotated[float, typer.Option(help="length of the load benchmark (0 skips it)")] = 30.0,
 ) -> None:
-    """Print speed figures: 10-page PDF indexing, identification latency, FAISS search at scale."""
+    """Print speed figures: 10-page PDF indexing, identification latency, HTTP load, FAISS search at scale."""
+    import io
+
     import soundfile as sf
 
     from model.data import dataset as ds
@@ -329,6 +334,12 @@ def bench_cmd(
     wave, _ = sf.read(dataset / ds.AUDIO_DIR / f"{ds.piece_key(tests[0])}.flac", dtype="float32")
     typer.echo(json.dumps({"identify_30s": dict(bench.identify_latency(lib, wave[: 30 * 22050]),
                                                 pieces=len(lib.counts()), vectors=lib.index.ntotal)}))  # fmt: skip
+    if load_seconds > 0:
+        buf = io.BytesIO()
+        sf.write(buf, wave[: 30 * 22050], 22050, format="WAV")
+        lib.close()
+        load = bench.serve_load(library, buf.getvalue(), clients, load_seconds)
+        typer.echo(json.dumps({"load_30s_recordings": load}))
     for n in scale or [1_500_000]:
         for factory in ("Flat", "HNSW32"):
             typer.echo(json.dumps({"search": bench.search_scale(n, factory)}))

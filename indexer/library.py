@@ -90,6 +90,10 @@ class SnippetMap:
         pos, found = self._find(ids)
         return np.where(found, self.pieces[pos] if len(self.ids) else -1, -1)
 
+    def piece_sizes(self) -> np.ndarray:
+        """Snippets per piece id (index = piece id)."""
+        return np.bincount(self.pieces) if len(self.pieces) else np.zeros(1, np.int64)
+
     def strip_x_of(self, ids: np.ndarray) -> np.ndarray:
         pos, found = self._find(ids)
         return self.strip_x[pos[found]] if len(self.ids) else np.zeros(0)

@@ -97,7 +97,7 @@ def calibrate(library: Library, dataset: Path, out: Path = CALIBRATION_FILE, see
                 clip = _excerpt(wave, seconds, rng)
                 for exclude in (set(), {ids[pid]}):
                     r = identify(library, clip, exclude=exclude)
-                    z.append(margin_statistic([p.votes for p in r.pieces]))
+                    z.append(margin_statistic([p.score for p in r.pieces]))
                     y.append(float(not exclude and bool(r.pieces) and r.pieces[0].id == ids[pid]))
     a, b = _fit_logistic(np.array(z), np.array(y))
     conf = 1.0 / (1.0 + np.exp(-(a * np.array(z) + b)))
@@ -110,13 +110,18 @@ def calibrate(library: Library, dataset: Path, out: Path = CALIBRATION_FILE, see
     return result
 
 
-def _fit_logistic(z: np.ndarray, y: np.ndarray, steps: int = 5000, lr: float = 0.1) -> tuple[float, float]:
-    a, b = 1.0, 0.0
+def _fit_logistic(z: np.ndarray, y: np.ndarray, steps: int = 50, ridge: float = 1e-6) -> tuple[float, float]:
+    """Maximum-likelihood sigmoid(a·z + b) by Newton's method (two parameters, converges in a few steps)."""
+    x = np.stack([z, np.ones_like(z)], axis=1)
+    w = np.zeros(2)
     for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-(a * z + b)))
-        a -= lr * float(np.mean((p - y) * z))
-        b -= lr * float(np.mean(p - y))
-    return round(a, 4), round(b, 4)
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -60, 60)))
+        hessian = x.T @ (x * (p * (1 - p))[:, None]) + ridge * np.eye(2)
+        step = np.linalg.solve(hessian, x.T @ (p - y))
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return round(float(w[0]), 4), round(float(w[1]), 4)
 
 
 @dataclass

@@ -1,7 +1,13 @@
 """Piece identification (paper §5): excerpts vote with their 25 nearest sheet snippets.
 
-Beyond the paper: a calibrated confidence from the vote margin, an explicit no-match answer, and the
-part of the score the votes point at. Works without HTTP (CLI and benchmarks call it directly).
+Beyond the paper:
+- Votes are weighed against the piece's size. A library of hundreds of pieces holds long quartets with
+  10,000 snippets beside chorales with 100; raw counts let the long pieces (and "hub" snippets that sit
+  near every query) win on chance alone. Each piece is ranked by how far its votes exceed what its share
+  of the library predicts, in Poisson standard deviations: z = (votes − E) / √E, E = total · n_piece / n_all.
+- A calibrated confidence from the margin between the top two pieces, an explicit no-match answer, and
+  the part of the score the votes point at.
+Works without HTTP (CLI and benchmarks call it directly).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ MAX_RANKED = 10  # pieces returned
 
 @dataclass
 class Calibration:
-    """confidence = sigmoid(a · z + b), z = (v1 − v2) / sqrt(v1 + v2 + 1) on the top two vote counts."""
+    """confidence = sigmoid(a · m + b), m = the top piece's vote z-score minus the runner-up's."""
 
     a: float
     b: float
@@ -37,20 +43,29 @@ class Calibration:
         return cls(float(data["a"]), float(data["b"]), float(data["threshold"]))
 
     def confidence(self, z: float) -> float:
-        return 1.0 / (1.0 + math.exp(-(self.a * z + self.b)))
+        return 1.0 / (1.0 + math.exp(-min(60.0, max(-60.0, self.a * z + self.b))))
 
 
-def margin_statistic(votes: list[int]) -> float:
-    v1 = votes[0] if votes else 0
-    v2 = votes[1] if len(votes) > 1 else 0
-    return (v1 - v2) / math.sqrt(v1 + v2 + 1)
+def margin_statistic(scores: list[float]) -> float:
+    """Top score minus the runner-up's (z-scores); 0 when nothing voted."""
+    s1 = scores[0] if scores else 0.0
+    s2 = scores[1] if len(scores) > 1 else 0.0
+    return s1 - max(s2, 0.0)
+
+
+def vote_scores(votes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Poisson z-score of each piece's votes given its share of the library's snippets (−inf: no snippets)."""
+    expected = votes.sum() * sizes / max(1, sizes.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (votes - expected) / np.sqrt(expected)
+    return np.where(sizes > 0, z, -np.inf)
 
 
 @dataclass
 class RankedPiece:
     id: int
     votes: int
-    score: float  # share of all votes
+    score: float  # votes above chance for the piece's size, in Poisson standard deviations
 
 
 @dataclass
@@ -97,11 +112,14 @@ def identify(library: Library, wave: np.ndarray, calibration: Calibration | None
                         for row, mask in zip(ids, keep, strict=True)])  # fmt: skip
     pieces = library.snippets.piece_of(ids.ravel())
     valid = pieces >= 0
-    uniq, counts = np.unique(pieces[valid], return_counts=True)
-    order = np.argsort(-counts, kind="stable")
-    total = int(valid.sum())
-    ranked = [RankedPiece(int(uniq[i]), int(counts[i]), float(counts[i]) / max(1, total)) for i in order[:MAX_RANKED]]
-    z = margin_statistic([r.votes for r in ranked])
+    sizes = library.snippets.piece_sizes()
+    if exclude:
+        sizes[[p for p in exclude if p < len(sizes)]] = 0
+    votes = np.bincount(pieces[valid], minlength=len(sizes))[: len(sizes)]
+    scores = vote_scores(votes.astype(np.float64), sizes.astype(np.float64))
+    order = [int(i) for i in np.argsort(-scores, kind="stable")[:MAX_RANKED] if votes[i] > 0]
+    ranked = [RankedPiece(i, int(votes[i]), float(scores[i])) for i in order]
+    z = margin_statistic([r.score for r in ranked])
     confidence = calibration.confidence(z)
     matched = None
     if ranked:

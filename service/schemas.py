@@ -24,7 +24,7 @@ class RankedPieceOut(BaseModel):
     title: str
     composer: str | None
     votes: int
-    score: float = Field(description="share of all excerpt votes")
+    score: float = Field(description="votes above chance for the piece's size, in Poisson standard deviations")
 
 
 class MatchRegion(BaseModel):

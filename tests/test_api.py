@@ -88,7 +88,7 @@ def test_identify_and_align(client: TestClient, pdfs: dict[str, bytes], dataset:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["pieces"][0]["id"] == ids[TEST_PIECE]
-    assert body["pieces"][0]["votes"] >= body["pieces"][-1]["votes"]
+    assert body["pieces"][0]["score"] >= body["pieces"][-1]["score"]
     assert 0.0 <= body["confidence"] <= 1.0 and body["match"]["page_start"] == 1
     r = client.post(f"/pieces/{ids[TEST_PIECE]}/align", files={"file": ("take.wav", _wav(wave), "audio/wav")})
     assert r.status_code == 200, r.text

@@ -1,0 +1,34 @@
+"""Voting and calibration arithmetic: piece-size-aware vote scores, the margin, the logistic fit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.evaluate import _fit_logistic
+from service.identify import Calibration, margin_statistic, vote_scores
+
+
+def test_a_long_piece_does_not_win_on_size_alone() -> None:
+    sizes = np.array([0, 10_000, 100, 100], np.float64)  # piece 0 does not exist
+    votes = np.array([0, 300, 60, 5], np.float64)  # the long piece has most votes, but fewer than chance
+    scores = vote_scores(votes, sizes)
+    assert np.argmax(scores) == 2
+    assert scores[0] == -np.inf and scores[1] < 0 < scores[2]
+    uniform = vote_scores(sizes * 0.5, sizes)  # votes exactly in proportion to size: no piece stands out
+    assert np.allclose(uniform[1:], 0.0)
+
+
+def test_margin_and_confidence_are_monotone() -> None:
+    assert margin_statistic([]) == 0.0
+    assert margin_statistic([9.0, 2.0]) == 7.0 and margin_statistic([9.0, -3.0]) == 9.0
+    cal = Calibration(a=0.5, b=-2.0, threshold=0.5)
+    confs = [cal.confidence(m) for m in (0.0, 2.0, 4.0, 8.0, 1e6)]
+    assert confs == sorted(confs) and confs[-1] == 1.0 and abs(cal.confidence(4.0) - 0.5) < 1e-12
+
+
+def test_logistic_fit_recovers_known_parameters() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(scale=5.0, size=20_000)
+    y = (rng.random(z.size) < 1.0 / (1.0 + np.exp(-(0.8 * z - 1.0)))).astype(np.float64)
+    a, b = _fit_logistic(z, y)
+    assert abs(a - 0.8) < 0.05 and abs(b + 1.0) < 0.1
