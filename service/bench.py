@@ -80,3 +80,60 @@ def search_scale(n_vectors: int, factory: str, queries: int = QUERY_EXCERPTS_30S
     recall = float(np.mean([len(set(a) & set(b)) / 25 for a, b in zip(ids, truth, strict=True)]))
     return {"vectors": n_vectors, "factory": factory, "p50_ms": round(1000 * float(np.median(times)), 2),
             "recall@25": round(recall, 4), "build_s": round(build_s, 1)}  # fmt: skip
+
+
+def serve_load(library_dir: Path, recording: bytes, clients: int = 4, seconds: float = 30.0) -> dict[str, float]:
+    """Identifications per second and latency from `clients` parallel HTTP clients against a real server.
+
+    The server (`sheetid serve`, one worker) runs in a subprocess on loopback over `library_dir`; its peak
+    resident memory (VmHWM) is read from /proc when the run ends.
+    """
+    import os
+    import socket
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = dict(os.environ, SHEETID_DATA_DIR=str(library_dir))
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        pieces = httpx.get(f"{url}/readyz", timeout=10).json()["pieces"]
+        deadline = time.perf_counter() + seconds
+
+        def client(_: int) -> tuple[list[float], int]:
+            times, errors = [], 0
+            with httpx.Client(timeout=120) as http:
+                while time.perf_counter() < deadline:
+                    t0 = time.perf_counter()
+                    r = http.post(f"{url}/identify", files={"file": ("q.wav", recording, "audio/wav")})
+                    times.append(time.perf_counter() - t0)
+                    errors += r.status_code != 200
+            return times, errors
+
+        t_start = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            results = list(pool.map(client, range(clients)))
+        wall = time.perf_counter() - t_start
+        peak_kb = next(int(line.split()[1]) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                       if line.startswith("VmHWM"))  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    ms = 1000 * np.array([t for times, _ in results for t in times])
+    return {"pieces": pieces, "clients": clients, "requests": len(ms), "errors": sum(e for _, e in results),
+            "per_second": round(len(ms) / wall, 2), "p50_ms": round(float(np.median(ms)), 1),
+            "p95_ms": round(float(np.percentile(ms, 95)), 1),
+            "server_peak_rss_mb": round(peak_kb / 1024, 1)}  # fmt: skip

@@ -1,4 +1,4 @@
-"""A real sheetid server (uvicorn on loopback) in a subprocess, for browser and crash tests."""
+"""A real sheetid server (uvicorn on loopback) in a subprocess, for browser, crash, load and fuzz tests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,47 +23,80 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def running_server(data_dir: Path, timeout_s: float = 120.0) -> Iterator[str]:
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path  # the server's stdout and stderr
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def start_server(data_dir: Path, timeout_s: float = 120.0, **env: str) -> Server:
+    """Start uvicorn on a free port and wait for /readyz (migrations, model and index loaded)."""
     port = free_port()
-    env = dict(os.environ, SHEETID_DATA_DIR=str(data_dir), SHEETID_API_KEY=API_KEY)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            raise TimeoutError("server did not become ready")
-        yield url
-    finally:
-        proc.terminate()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir.parent / f"server-{port}.log"
+    environ = dict(os.environ, SHEETID_DATA_DIR=str(data_dir), SHEETID_API_KEY=API_KEY, **env)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1"],
+            env=environ, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {server.output()}")
         try:
-            proc.wait(timeout=10)
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise TimeoutError(f"server did not become ready: {server.output()}")
+
+
+def stop_server(server: Server) -> None:
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            server.proc.kill()
+            server.proc.wait()
 
 
-def add_piece(url: str, pdf: bytes, title: str) -> int:
+@contextmanager
+def running_server(data_dir: Path, timeout_s: float = 120.0, **env: str) -> Iterator[Server]:
+    server = start_server(data_dir, timeout_s, **env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def submit_pdf(url: str, pdf: bytes, title: str) -> str:
     r = httpx.post(f"{url}/pieces", files={"file": ("score.pdf", pdf, "application/pdf")},
                    data={"title": title}, headers={"X-API-Key": API_KEY}, timeout=60)  # fmt: skip
     r.raise_for_status()
-    job = r.json()["id"]
-    for _ in range(600):
+    return str(r.json()["id"])
+
+
+def wait_job(url: str, job: str, timeout_s: float = 300.0) -> dict:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
         state = httpx.get(f"{url}/jobs/{job}", timeout=10).json()
         if state["status"] in ("done", "failed"):
-            assert state["status"] == "done", state
-            return int(state["piece_id"])
+            return dict(state)
         time.sleep(0.2)
     raise TimeoutError("ingest job did not finish")
+
+
+def add_piece(url: str, pdf: bytes, title: str) -> int:
+    state = wait_job(url, submit_pdf(url, pdf, title))
+    assert state["status"] == "done", state
+    return int(state["piece_id"])

@@ -23,7 +23,8 @@ def test_identify_and_follow_in_the_browser(tmp_path: Path, pdfs: dict[str, byte
     driver_path = shutil.which("chromedriver")
     assert chromium and driver_path, "make test installs Debian's chromium and chromium-driver"
     recording = dataset / ds.AUDIO_DIR / f"{ds.piece_key(TEST_PIECE)}.flac"
-    with running_server(tmp_path / "lib") as url:
+    with running_server(tmp_path / "lib") as server:
+        url = server.url
         add_piece(url, pdfs[TRAIN_PIECE], "Chorale")
         add_piece(url, pdfs[TEST_PIECE], "Op. 19 No. 2")
         options = webdriver.ChromeOptions()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +19,9 @@ from service.uploads import decode_audio, read_capped
 
 router = APIRouter(prefix="/pieces", tags=["pieces"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 404, 413, 415, 422, 503)}
+# Ids are SQLite integers: larger numbers in a URL are a 422, not an overflow deep in the database driver.
+PieceId = Annotated[int, Path(ge=1, le=2**63 - 1, description="piece id")]
+PageNumber = Annotated[int, Path(ge=1, le=100_000, description="1-based page number")]
 
 
 def piece_out(piece: Piece, snippets: int) -> PieceOut:
@@ -54,7 +57,7 @@ def list_pieces(library: LibraryDep) -> list[PieceOut]:
 
 
 @router.get("/{piece_id}", response_model=PieceOut, dependencies=[ReadAccess], responses=ERRORS)
-def get_piece(piece_id: int, library: LibraryDep) -> PieceOut:
+def get_piece(piece_id: PieceId, library: LibraryDep) -> PieceOut:
     with library.Session() as s:
         piece = s.get(Piece, piece_id)
         if piece is None:
@@ -63,14 +66,14 @@ def get_piece(piece_id: int, library: LibraryDep) -> PieceOut:
 
 
 @router.delete("/{piece_id}", status_code=204, dependencies=[WriteAccess], responses=ERRORS)
-def delete_piece(piece_id: int, library: LibraryDep) -> None:
+def delete_piece(piece_id: PieceId, library: LibraryDep) -> None:
     if not library.remove(piece_id):
         raise HTTPException(404, "no such piece")
 
 
 @router.get("/{piece_id}/pages/{number}", response_class=FileResponse, dependencies=[ReadAccess],
             responses={200: {"content": {"image/png": {}}}, **ERRORS})  # fmt: skip
-def page_image(piece_id: int, number: int, library: LibraryDep, settings: SettingsDep) -> FileResponse:
+def page_image(piece_id: PieceId, number: PageNumber, library: LibraryDep, settings: SettingsDep) -> FileResponse:
     with library.Session() as s:
         page = s.scalars(select(Page).where(Page.piece_id == piece_id, Page.number == number)).first()
     if page is None:
@@ -83,7 +86,7 @@ def page_image(piece_id: int, number: int, library: LibraryDep, settings: Settin
 
 @router.post("/{piece_id}/align", response_model=AlignOut, dependencies=[ReadAccess], responses=ERRORS)
 async def align_recording(
-    piece_id: int,
+    piece_id: PieceId,
     library: LibraryDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="recording: wav, flac, ogg or mp3")],
