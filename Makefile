@@ -10,7 +10,7 @@ APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-sou
 APT_TEST_PACKAGES := chromium chromium-driver  # the browser end-to-end test
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install system-deps test lint demo data train eval bench clean
+.PHONY: install system-deps test lint demo data train eval bench docker-smoke clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -56,6 +56,10 @@ eval: install
 
 bench: install
 	$(VENV)/bin/sheetid bench
+
+# Builds the image on a private dockerd and runs the compose demo for real (slow; not part of `make test`).
+docker-smoke:
+	scripts/docker_smoke.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info
