@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-soundfont-small \
 	csound-soundfont timgm6mb-soundfont poppler-utils
-APT_TEST_PACKAGES := chromium chromium-driver  # the browser end-to-end test
+APT_TEST_PACKAGES := chromium chromium-driver postgresql  # browser end-to-end test; library tests on PostgreSQL
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: install system-deps test lint demo data train eval bench docker-smoke clean
@@ -36,6 +36,7 @@ lint: install
 test: EXTRA_APT = $(APT_TEST_PACKAGES)
 test: install lint
 	$(PY) -m pytest -q
+	PY=$(PY) scripts/postgres_tests.sh
 
 demo: install
 	$(VENV)/bin/sheetid data build --split test --out data/dataset

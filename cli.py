@@ -154,11 +154,21 @@ def eval_calibrate(
 def eval_systems(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     split: Annotated[list[str] | None, typer.Option("--split", help="splits (default: test)")] = None,
+    engraver: Annotated[str, typer.Option(help="verovio (the data engine's PDFs) or musescore (MuseScore 3)")] = (
+        "verovio"
+    ),
 ) -> None:
-    """Staff-system detection precision / recall (IoU ≥ 0.8) on the data engine's PDFs."""
+    """Staff-system detection precision / recall (IoU ≥ 0.8) on verovio or MuseScore 3 PDFs."""
+    from service.engravers import evaluate_musescore
     from service.evaluate import evaluate_systems
 
-    typer.echo(json.dumps(evaluate_systems(dataset, tuple(split or ["test"]))))
+    if engraver == "musescore":
+        results = [evaluate_musescore(s, log=lambda m: typer.echo(m, err=True)) for s in split or ["test"]]
+        typer.echo(json.dumps(results[0] if len(results) == 1 else results))
+    elif engraver == "verovio":
+        typer.echo(json.dumps(evaluate_systems(dataset, tuple(split or ["test"]))))
+    else:
+        raise typer.BadParameter("engraver is verovio or musescore")
 
 
 @eval_app.command("align")

@@ -177,7 +177,7 @@ def evaluate_align(library: Library, dataset: Path, split: str = "test",
 
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
@@ -203,6 +203,6 @@ def evaluate_systems(dataset: Path, splits: tuple[str, ...] = ("test",), dpi: in
         n_true, n_found = n_true + len(truth), n_found + len(found)
         for t in truth:
             box = (t.left * ratio, t.top * ratio, t.right * ratio, t.bottom * ratio)
-            tp += any(f.page == t.page and _iou(box, (f.left, f.top, f.right, f.bottom)) >= min_iou for f in found)
+            tp += any(f.page == t.page and box_iou(box, (f.left, f.top, f.right, f.bottom)) >= min_iou for f in found)
     return {"systems": n_true, "detected": n_found, "precision": round(tp / max(1, n_found), 4),
             "recall": round(tp / max(1, n_true), 4)}  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -24,10 +26,28 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Settings for a fresh, empty library in a temporary data directory."""
+    """Settings for a fresh, empty library in a temporary data directory.
+
+    With SHEETID_TEST_DATABASE_URL set to a PostgreSQL server URL (postgresql+psycopg://user@host/db), each
+    test gets a new, empty database on that server instead of SQLite.
+    """
     from indexer.settings import Settings
 
-    return Settings(data_dir=tmp_path / "library", threads=2)
+    server = os.environ.get("SHEETID_TEST_DATABASE_URL")
+    if not server:
+        yield Settings(data_dir=tmp_path / "library", threads=2)
+        return
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"sheetid_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    yield Settings(data_dir=tmp_path / "library", threads=2, database_url=url)
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -131,3 +131,14 @@ def test_hostile_audio_gets_4xx(client: TestClient, dataset: Path) -> None:
     flac = io.BytesIO()
     sf.write(flac, _recording(dataset, VAL_PIECE, 6.0), 22050, format="FLAC")
     assert client.post("/identify", files={"file": ("x.flac", flac.getvalue())}).status_code == 200
+
+
+def test_slow_requests_time_out_with_503(tmp_path: Path, pdfs: dict[str, bytes], dataset: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "lib", api_key="test-key", request_timeout_s=1e-4)
+    with TestClient(create_app(settings)) as c:
+        pid = _upload(c, pdfs[TEST_PIECE])["piece_id"]
+        take = _wav(_recording(dataset, TEST_PIECE, 8.0))
+        r = c.post("/identify", files={"file": ("take.wav", take, "audio/wav")})
+        assert r.status_code == 503 and "too long" in r.json()["detail"]
+        assert c.post(f"/pieces/{pid}/align", files={"file": ("take.wav", take, "audio/wav")}).status_code == 503
+        assert c.get("/readyz").status_code == 200  # the server goes on serving

@@ -1,0 +1,71 @@
+"""System detection on PDFs from another engraver (MuseScore 3), against the staves MuseScore drew.
+
+The data engine engraves with verovio, so measuring the detector on verovio PDFs alone would flatter it.
+Here each test piece's two-staff reduction (the same MusicXML the data engine engraves) is laid out by
+MuseScore 3 into a PDF, and the same layout is exported to SVG, whose `StaffLines` polylines give the true
+staves: every two consecutive staves form one system, because every reduction has exactly two staves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from indexer.pdf import rasterise
+from model.data.build import score_xml
+from model.data.corpus import load_splits, pieces_in
+from model.sheet import detect_systems
+from service.evaluate import box_iou
+
+MSCORE = "mscore3"  # Debian package musescore3
+STAFF_LINES = re.compile(r'class="StaffLines"[^>]*points="([\d.]+),([\d.]+) ([\d.]+),([\d.]+)"')
+SVG_WIDTH = re.compile(r'<svg width="([\d.]+)px"')
+Box = tuple[float, float, float, float]
+
+
+def musescore_systems(svg: str) -> tuple[list[Box], float]:
+    """(system boxes in SVG units, page width in SVG units) from a MuseScore SVG page."""
+    lines = sorted((float(y0), float(x0), float(x1)) for x0, y0, x1, _ in STAFF_LINES.findall(svg))
+    width = float(SVG_WIDTH.search(svg).group(1))  # type: ignore[union-attr]
+    staves = [lines[i : i + 5] for i in range(0, len(lines) - len(lines) % 5, 5)]
+    systems = []
+    for upper, lower in zip(staves[::2], staves[1::2], strict=False):
+        systems.append((min(upper[0][1], lower[0][1]), upper[0][0], max(upper[0][2], lower[0][2]), lower[-1][0]))
+    return systems, width
+
+
+def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = 0.8,
+                       log: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Precision and recall (IoU ≥ min_iou) of detect_systems on MuseScore 3 PDFs of a split's pieces."""
+    if shutil.which(MSCORE) is None:
+        raise RuntimeError("MuseScore 3 is needed: apt-get install musescore3")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    tp = n_true = n_found = 0
+    for spec in pieces_in(load_splits()):
+        if spec.id not in load_splits()[split]:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            xml = Path(tmp) / "score.musicxml"
+            xml.write_text(score_xml(spec)[0])
+            for out in ("score.pdf", "score.svg"):
+                subprocess.run([MSCORE, "-o", str(Path(tmp) / out), str(xml)], env=env, check=True,
+                               capture_output=True, timeout=300)  # fmt: skip
+            pages = rasterise((Path(tmp) / "score.pdf").read_bytes(), dpi, 10**9)
+            svgs = sorted(Path(tmp).glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+            hits = truths = found = 0
+            for i, (page, svg) in enumerate(zip(pages, svgs, strict=True)):
+                truth, width = musescore_systems(svg.read_text())
+                r = page.shape[1] / width
+                boxes = [(s.left, s.top, s.right, s.bottom) for s in detect_systems(page, i)]
+                truths, found = truths + len(truth), found + len(boxes)
+                hits += sum(any(box_iou((t[0] * r, t[1] * r, t[2] * r, t[3] * r), b) >= min_iou for b in boxes)
+                            for t in truth)  # fmt: skip
+        log(f"{spec.id}: {truths} systems, {found} detected, {hits} matched")
+        tp, n_true, n_found = tp + hits, n_true + truths, n_found + found
+    return {"engraver": "MuseScore 3", "systems": n_true, "detected": n_found,
+            "precision": round(tp / max(1, n_found), 4), "recall": round(tp / max(1, n_true), 4)}  # fmt: skip
