@@ -28,6 +28,8 @@ cleanup() {
         [ $rc -ne 0 ] && "${COMPOSE[@]}" logs --tail 40 2>/dev/null
         SHEETID_API_KEY=$API_KEY "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
         kill "$DOCKERD_PID" 2>/dev/null && wait "$DOCKERD_PID" 2>/dev/null
+        # dockerd leaves its default network namespace mounted under the exec root
+        for ns in "$RUN"/exec/netns/*; do umount "$ns" 2>/dev/null; done
         [ $rc -ne 0 ] && tail -20 "$RUN/dockerd.log"
     fi
     rm -rf "$RUN" "$ROOT/.docker/wheels/"*.whl
