@@ -10,7 +10,7 @@ APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-sou
 APT_TEST_PACKAGES := chromium chromium-driver postgresql  # browser end-to-end test; library tests on PostgreSQL
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install system-deps test lint demo data train eval bench docker-smoke clean
+.PHONY: install system-deps test lint demo data train corpus-library eval bench docker-smoke clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -50,13 +50,20 @@ data: install
 train: install
 	$(VENV)/bin/sheetid train
 
-eval: install
+# Every corpus PDF indexed through the real path: the library the benchmarks query (resumable).
+corpus-library: install
+	$(VENV)/bin/sheetid data build
+	SHEETID_DATA_DIR=$(CURDIR)/data/corpus-library $(VENV)/bin/sheetid index data/dataset/pdf
+
+eval: corpus-library
 	$(VENV)/bin/sheetid eval snippets
+	$(VENV)/bin/sheetid eval systems
+	$(VENV)/bin/sheetid eval calibrate
 	$(VENV)/bin/sheetid eval identify
 	$(VENV)/bin/sheetid eval align
 
-bench: install
-	$(VENV)/bin/sheetid bench
+bench: corpus-library
+	$(VENV)/bin/sheetid bench --scale 421000 --scale 1000000
 
 # Builds the image on a private dockerd and runs the compose demo for real (slow; not part of `make test`).
 docker-smoke:

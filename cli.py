@@ -123,7 +123,7 @@ def _library(data_dir: Path | None = None):  # type: ignore[no-untyped-def]
     return Library(settings)
 
 
-EVAL_LIBRARY = Path("data/eval-library")  # the benchmarks' own library: every corpus piece's PDF
+EVAL_LIBRARY = Path("data/corpus-library")  # the benchmarks' own library: every corpus piece's PDF
 
 
 @eval_app.command("identify")
