@@ -41,6 +41,7 @@ def test_identify_and_follow_in_the_browser(tmp_path: Path, pdfs: dict[str, byte
             wait.until(ec.element_to_be_clickable((By.ID, "identify"))).click()
             first = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#results li")))
             assert "Op. 19 No. 2" in first.text
+            first.click()  # follow it (the page follows the top piece by itself only when it is a confident match)
             wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "press play"))
             wait.until(lambda b: b.execute_script("return document.getElementById('page').naturalWidth") > 0)
             browser.execute_script("const p = document.getElementById('player'); p.currentTime = 6.0;"
