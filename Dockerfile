@@ -24,14 +24,15 @@ RUN pip install /src && python3 -c "import torch, faiss, verovio, cli"
 FROM ${BASE} AS runtime
 # poppler renders uploaded PDFs; FluidSynth + TimGM6mb render the demo recordings on first start.
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        poppler-utils fluidsynth timgm6mb-soundfont curl && rm -rf /var/lib/apt/lists/*
-COPY --from=build /opt/venv /opt/venv
-RUN useradd --create-home --uid 10001 sheetid && mkdir -p /data && chown sheetid /data
-USER sheetid
-WORKDIR /home/sheetid
+        poppler-utils fluidsynth timgm6mb-soundfont curl && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 sheetid && mkdir -p /data && chown sheetid /data
 ENV PATH=/opt/venv/bin:$PATH SHEETID_DATA_DIR=/data PYTHONUNBUFFERED=1
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=30 \
     CMD curl -fsS http://127.0.0.1:8000/readyz || exit 1
+WORKDIR /home/sheetid
+USER sheetid
 # `sheetid serve` applies the Alembic migrations before it accepts requests (lifespan start-up).
 CMD ["sheetid", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# The large venv comes last: every later step would copy it again on copy-based storage drivers (vfs).
+COPY --from=build /opt/venv /opt/venv

@@ -93,7 +93,7 @@ log "ready; the demo library holds $(curl -fsS "http://127.0.0.1:$PORT/pieces" |
 
 log "engraving and synthesizing $PROBE_PIECE with the project's pipeline"
 "${COMPOSE[@]}" exec -T api sheetid data build --only "$PROBE_PIECE" --out /tmp/probe --workers 1 >/dev/null
-key=$(echo "$PROBE_PIECE" | tr / _)
+key=${PROBE_PIECE//\//__}  # the data engine's file key (model/data/dataset.py piece_key)
 "${COMPOSE[@]}" exec -T api cat "/tmp/probe/pdf/$key.pdf" >"$RUN/probe.pdf"
 "${COMPOSE[@]}" exec -T api cat "/tmp/probe/audio/$key.flac" >"$RUN/probe.flac"
 
