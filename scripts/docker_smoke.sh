@@ -15,6 +15,7 @@ PORT=8000
 API_KEY=smoke-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 RUN=$(mktemp -d /tmp/sheetid-smoke.XXXXXX)
 export DOCKER_HOST=unix://$RUN/docker.sock
+export COMPOSE_HTTP_TIMEOUT=900  # vfs copies the whole image for each new container: minutes, not seconds
 COMPOSE=(docker-compose -p sheetid-smoke -f "$ROOT/docker-compose.yml" -f "$ROOT/docker-compose.hostnet.yml")
 START=$(date +%s)
 DOCKERD_PID=""

@@ -58,7 +58,9 @@ def score_xml(spec: PieceSpec) -> tuple[str, dict]:
     score = corpus.parse(spec.path)
     md = getattr(score, "metadata", None)
     title = (md.title or md.movementName) if md is not None else None
-    meta = {"title": title or spec.id.rsplit("/", 1)[-1], "source": spec.path, "kind": spec.kind}
+    if title and title.lower().endswith((".mxl", ".xml", ".musicxml", ".krn", ".abc")):
+        title = None  # some corpus files carry their own file name as the title: the piece id says more
+    meta = {"title": title or spec.id, "source": spec.path, "kind": spec.kind}
     return to_musicxml(reduce_to_grand_staff(score, spec.kind)), meta
 
 
