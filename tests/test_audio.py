@@ -61,3 +61,21 @@ def test_excerpts_have_model_shape() -> None:
     ex = cut_excerpts(spec, centres)
     assert ex.shape == (len(centres), N_BINS, EXCERPT_FRAMES)
     np.testing.assert_array_equal(ex[0, :, EXCERPT_FRAMES // 2], spec[centres[0]])
+
+
+def test_uploads_decode_wav_flac_ogg_and_mp3() -> None:
+    import io
+
+    import soundfile as sf
+
+    from indexer.settings import Settings
+    from service.uploads import decode_audio
+
+    t = np.arange(44100 * 3) / 44100
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    for fmt, subtype in (("WAV", None), ("FLAC", None), ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")):
+        buf = io.BytesIO()
+        sf.write(buf, np.stack([tone, tone], axis=1), 44100, format=fmt, subtype=subtype)  # stereo, 44.1 kHz
+        wave = decode_audio(buf.getvalue(), Settings())
+        assert wave.ndim == 1 and abs(len(wave) - 3 * 22050) < 2000, fmt  # mono at the model rate
+        assert 0.25 < float(np.abs(wave).max()) < 0.36, fmt
