@@ -114,9 +114,10 @@ log "POST /identify with the recording"
 answer=$(curl -fsS -F "file=@$RUN/probe.flac;type=audio/flac" "http://127.0.0.1:$PORT/identify")
 echo "$answer" | python3 -c '
 import json, sys
-a = json.load(sys.stdin)
-top = a["pieces"][0]
-print(f"top: {top[\"title\"]} (id {top[\"id\"]}, {top[\"votes\"]} votes), confidence {a[\"confidence\"]:.2f}, no_match {a[\"no_match\"]}")
-assert top["id"] == int(sys.argv[1]) and not a["no_match"], "wrong answer"
+answer, expected = json.load(sys.stdin), int(sys.argv[1])
+top = answer["pieces"][0]
+print("top:", top["title"], "id", top["id"], "votes", top["votes"], "score", top["score"],
+      "| confidence", answer["confidence"], "no_match", answer["no_match"])
+assert top["id"] == expected, f"expected piece {expected} first"
 ' "$piece_id"
 log "docker build + compose demo + identify check: all passed"
