@@ -28,6 +28,8 @@ cleanup() {
     if [ -n "$DOCKERD_PID" ]; then
         [ $rc -ne 0 ] && "${COMPOSE[@]}" logs --tail 40 2>/dev/null
         SHEETID_API_KEY=$API_KEY "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
+        # vfs stores every layer as a full copy: drop superseded images so repeated runs do not fill the disk
+        docker image prune -f >/dev/null 2>&1
         kill "$DOCKERD_PID" 2>/dev/null && wait "$DOCKERD_PID" 2>/dev/null
         # dockerd leaves its default network namespace mounted under the exec root
         for ns in "$RUN"/exec/netns/*; do umount "$ns" 2>/dev/null; done

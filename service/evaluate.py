@@ -25,6 +25,7 @@ from service.identify import CALIBRATION_FILE, Calibration, identify, margin_sta
 
 EXCERPT_SECONDS = 10.0  # Table-3 excerpt queries
 CALIBRATION_EXCERPTS = (5.0, 10.0, 20.0)  # excerpt lengths used to calibrate the confidence
+CALIBRATION_LIBRARY_SIZES = (16, 64, 434)  # sub-library sizes the confidence is calibrated on
 
 
 def build_library(library: Library, dataset: Path, log: Callable[[str], None] = print) -> dict[str, int]:
@@ -90,44 +91,57 @@ def evaluate_identify(library: Library, dataset: Path, splits: tuple[str, ...] =
 
 def calibrate(library: Library, dataset: Path, out: Path = CALIBRATION_FILE, seed: int = 0,
               log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Fit confidence = sigmoid(a·z + b) on validation queries (present and left-out), pick the threshold."""
+    """Fit confidence = sigmoid(a·m + b + c·ln n) on validation queries, pick the threshold.
+
+    Each excerpt is asked against sub-libraries of CALIBRATION_LIBRARY_SIZES pieces (a random subset of
+    the full library, the rest left out), once with its own piece among them and once without, so the
+    confidence holds for small libraries (the demo) as well as large ones.
+    """
     ids = build_library(library, dataset, log)
     manifest = ds.read_manifest(dataset)
     queries = sorted(pid for pid, p in manifest["pieces"].items() if p["split"] == "validation")
+    everyone = np.array(sorted(set(ids.values())))
     rng = np.random.default_rng(seed)
-    z, y = [], []
+    rows, y = [], []
     for pid in queries:
-        wave = _audio(dataset, pid)
+        wave, true = _audio(dataset, pid), ids[pid]
+        others = everyone[everyone != true]
         for seconds in CALIBRATION_EXCERPTS:
             for _ in range(3):
                 clip = _excerpt(wave, seconds, rng)
-                for exclude in (set(), {ids[pid]}):
-                    r = identify(library, clip, exclude=exclude)
-                    z.append(margin_statistic([p.score for p in r.pieces]))
-                    y.append(float(not exclude and bool(r.pieces) and r.pieces[0].id == ids[pid]))
-    a, b = _fit_logistic(np.array(z), np.array(y))
-    conf = 1.0 / (1.0 + np.exp(-(a * np.array(z) + b)))
+                for n in CALIBRATION_LIBRARY_SIZES:
+                    n = min(n, len(everyone))
+                    kept = set(rng.choice(others, n - 1, replace=False).tolist())
+                    for present in (True, False):
+                        spare = sorted(set(others.tolist()) - kept)
+                        pool = kept | {true} if present else kept | ({int(rng.choice(spare))} if spare else set())
+                        r = identify(library, clip, exclude=set(everyone.tolist()) - pool)
+                        rows.append((margin_statistic([p.score for p in r.pieces]), np.log(len(pool))))
+                        y.append(float(present and bool(r.pieces) and r.pieces[0].id == true))
+    x = np.array(rows)
+    a, c, b = _fit_logistic(np.column_stack([x, np.ones(len(x))]), np.array(y))
+    conf = 1.0 / (1.0 + np.exp(-(a * x[:, 0] + c * x[:, 1] + b)))
     candidates = np.linspace(0.05, 0.95, 91)
     accuracy = [float(np.mean((conf >= t) == (np.array(y) > 0.5))) for t in candidates]
     threshold = round(float(candidates[int(np.argmax(accuracy))]), 4)
-    result = {"a": a, "b": b, "threshold": threshold, "validation_accuracy": round(max(accuracy), 4),
-              "queries": len(z), "model_version": library.model_version}  # fmt: skip
+    result = {"a": a, "b": b, "c": c, "threshold": threshold, "validation_accuracy": round(max(accuracy), 4),
+              "queries": len(y), "library_sizes": list(CALIBRATION_LIBRARY_SIZES),
+              "model_version": library.model_version}  # fmt: skip
     out.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
-def _fit_logistic(z: np.ndarray, y: np.ndarray, steps: int = 50, ridge: float = 1e-6) -> tuple[float, float]:
-    """Maximum-likelihood sigmoid(a·z + b) by Newton's method (two parameters, converges in a few steps)."""
-    x = np.stack([z, np.ones_like(z)], axis=1)
-    w = np.zeros(2)
+def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 50, ridge: float = 1e-6) -> tuple[float, ...]:
+    """Maximum-likelihood weights of sigmoid(x · w) by Newton's method (a few parameters, a few steps)."""
+    w = np.zeros(x.shape[1])
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -60, 60)))
-        hessian = x.T @ (x * (p * (1 - p))[:, None]) + ridge * np.eye(2)
+        hessian = x.T @ (x * (p * (1 - p))[:, None]) + ridge * np.eye(x.shape[1])
         step = np.linalg.solve(hessian, x.T @ (p - y))
         w -= step
         if np.abs(step).max() < 1e-9:
             break
-    return round(float(w[0]), 4), round(float(w[1]), 4)
+    return tuple(round(float(v), 4) for v in w)
 
 
 @dataclass

@@ -31,19 +31,26 @@ MAX_RANKED = 10  # pieces returned
 
 @dataclass
 class Calibration:
-    """confidence = sigmoid(a · m + b), m = the top piece's vote z-score minus the runner-up's."""
+    """confidence = sigmoid(a · m + b + c · ln n).
+
+    m is the top piece's vote z-score minus the runner-up's, and n is the number of pieces in the library.
+    Vote margins grow with the library (chance votes spread thinner), so the same margin means less in
+    a small library; c carries that.
+    """
 
     a: float
     b: float
     threshold: float  # below this confidence the answer is "no match"
+    c: float = 0.0
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
         data = json.loads(path.read_text()) if path.exists() else DEFAULT_CALIBRATION
-        return cls(float(data["a"]), float(data["b"]), float(data["threshold"]))
+        return cls(float(data["a"]), float(data["b"]), float(data["threshold"]), float(data.get("c", 0.0)))
 
-    def confidence(self, z: float) -> float:
-        return 1.0 / (1.0 + math.exp(-min(60.0, max(-60.0, self.a * z + self.b))))
+    def confidence(self, z: float, pieces: int = 1) -> float:
+        logit = self.a * z + self.b + self.c * math.log(max(1, pieces))
+        return 1.0 / (1.0 + math.exp(-min(60.0, max(-60.0, logit))))
 
 
 def margin_statistic(scores: list[float]) -> float:
@@ -98,13 +105,19 @@ def identify(library: Library, wave: np.ndarray, calibration: Calibration | None
     st = library.settings
     calibration = calibration or Calibration.load()
     if st.no_match_threshold is not None:
-        calibration = Calibration(calibration.a, calibration.b, st.no_match_threshold)
+        calibration = Calibration(calibration.a, calibration.b, st.no_match_threshold, calibration.c)
     centres, vectors = embed_audio(library, wave, hop_frames or st.excerpt_hop)
     seconds = len(wave) / 22050
     if library.index.ntotal == 0 or len(vectors) == 0:
         return Identification(True, 0.0, [], len(vectors), seconds)
     k = top_k or st.top_k
-    _, ids = library.index.search(vectors, k * (4 if exclude else 1))
+    sizes = library.snippets.piece_sizes()
+    if exclude:
+        sizes[[p for p in exclude if p < len(sizes)]] = 0
+    # With pieces left out, search deeper so that k neighbours among the remaining pieces survive.
+    share = sizes.sum() / max(1, len(library.snippets.ids))
+    depth = k if not exclude else min(k * 4 * int(np.ceil(1 / max(share, 1e-3))), 4096, library.index.ntotal)
+    _, ids = library.index.search(vectors, depth)
     if exclude:  # keep each excerpt's k nearest snippets among the pieces that remain
         owners = library.snippets.piece_of(ids.ravel()).reshape(ids.shape)
         keep = ~np.isin(owners, list(exclude))
@@ -112,15 +125,12 @@ def identify(library: Library, wave: np.ndarray, calibration: Calibration | None
                         for row, mask in zip(ids, keep, strict=True)])  # fmt: skip
     pieces = library.snippets.piece_of(ids.ravel())
     valid = pieces >= 0
-    sizes = library.snippets.piece_sizes()
-    if exclude:
-        sizes[[p for p in exclude if p < len(sizes)]] = 0
     votes = np.bincount(pieces[valid], minlength=len(sizes))[: len(sizes)]
     scores = vote_scores(votes.astype(np.float64), sizes.astype(np.float64))
     order = [int(i) for i in np.argsort(-scores, kind="stable")[:MAX_RANKED] if votes[i] > 0]
     ranked = [RankedPiece(i, int(votes[i]), float(scores[i])) for i in order]
     z = margin_statistic([r.score for r in ranked])
-    confidence = calibration.confidence(z)
+    confidence = calibration.confidence(z, int((sizes > 0).sum()))
     matched = None
     if ranked:
         top_ids = ids.ravel()[valid][pieces[valid] == ranked[0].id]

@@ -30,5 +30,5 @@ def test_logistic_fit_recovers_known_parameters() -> None:
     rng = np.random.default_rng(0)
     z = rng.normal(scale=5.0, size=20_000)
     y = (rng.random(z.size) < 1.0 / (1.0 + np.exp(-(0.8 * z - 1.0)))).astype(np.float64)
-    a, b = _fit_logistic(z, y)
+    a, b = _fit_logistic(np.column_stack([z, np.ones_like(z)]), y)
     assert abs(a - 0.8) < 0.05 and abs(b + 1.0) < 0.1
