@@ -32,3 +32,10 @@ def test_logistic_fit_recovers_known_parameters() -> None:
     y = (rng.random(z.size) < 1.0 / (1.0 + np.exp(-(0.8 * z - 1.0)))).astype(np.float64)
     a, b = _fit_logistic(np.column_stack([z, np.ones_like(z)]), y)
     assert abs(a - 0.8) < 0.05 and abs(b + 1.0) < 0.1
+
+
+def test_library_size_term_shifts_the_confidence() -> None:
+    cal = Calibration(a=0.07, b=-0.6, threshold=0.5, c=-0.35)
+    small, large = cal.confidence(30.0, pieces=16), cal.confidence(30.0, pieces=434)
+    assert small > 0.5 > large  # the same vote margin is stronger evidence in a small library
+    assert Calibration(a=0.07, b=-0.6, threshold=0.5).confidence(30.0, 16) == cal.confidence(30.0, 1)  # c = 0
