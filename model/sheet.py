@@ -20,7 +20,6 @@ INK_THRESHOLD = 192  # grey level below which a page pixel counts as ink (thin l
 LINE_MIN_LENGTH = 0.08  # a staff line runs unbroken over at least this share of the page width
 SPACING_TOLERANCE = 0.3  # max relative spread of the four gaps within one 5-line staff
 LENGTH_RATIO = 2.0  # lines of one staff differ in length by at most this factor (beams are shorter)
-MIN_STAFF_SHARE = 0.0  # a staff's lines are at least this share of the page's longest staff line
 BARLINE_FILL = 0.9  # share of a column between two staves that must be ink to join them in a system
 BARLINE_INK = 230  # grey level below which a pixel of a (thin, anti-aliased) barline counts as ink
 
@@ -119,7 +118,7 @@ def _staves(page: np.ndarray, ink: np.ndarray) -> list[tuple[np.ndarray, int, in
     space = float(np.median(gaps))
     used = np.zeros(len(ys), dtype=bool)
     for i, y in enumerate(ys):
-        if used[i] or lengths[i] < MIN_STAFF_SHARE * lengths.max():
+        if used[i]:
             continue
         # A staff is a line followed by four more of similar length at one staff space each; other long
         # rows in between (beams, slurs, text) are skipped rather than breaking the staff. Stacked beams
