@@ -19,11 +19,11 @@ import numpy as np
 from model.audio import spectrogram
 from model.data import dataset as ds
 from model.data.corpus import PieceSpec, load_splits, pieces_in, reduce_to_grand_staff, split_of, to_musicxml
-from model.data.engrave import RASTER_SCALE, Engraving, engrave
+from model.data.engrave import MUSIC_FONTS, RASTER_SCALE, Engraving, engrave
 from model.data.synth import EVAL_FONT, TRAIN_FONTS, render
 from model.sheet import unroll
 
-TRAIN_TEMPO = (100.0, 130.0)  # bpm range of training renditions (paper §2.3)
+TRAIN_TEMPO = (70.0, 150.0)  # bpm range of training renditions (paper §2.3 used 100–130; users play wider)
 EVAL_TEMPO = 120.0  # bpm of validation and test renditions
 PDF_DPI = 72.0 * RASTER_SCALE * 840 / 595.276  # page rasters are A4 wide: about 203 dpi
 
@@ -44,12 +44,21 @@ def onset_pairs(eng: Engraving) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(qs), np.array(systems, dtype=np.int32), np.array(xs)
 
 
+def _piece_rng(piece: str) -> random.Random:
+    return random.Random(int(hashlib.sha256(piece.encode()).hexdigest()[:8], 16))
+
+
 def renditions_for(piece: str, split: str) -> list[tuple[str, float]]:
     """(font, bpm) per rendition: every training font at a seeded random tempo, or the unseen font."""
     if split != "train":
         return [(next(iter(EVAL_FONT)), EVAL_TEMPO)]
-    rng = random.Random(int(hashlib.sha256(piece.encode()).hexdigest()[:8], 16))
+    rng = _piece_rng(piece)
     return [(font, round(rng.uniform(*TRAIN_TEMPO), 1)) for font in TRAIN_FONTS]
+
+
+def music_font_for(piece: str, split: str) -> str:
+    """verovio music font: a seeded choice for training pieces, the default (Leipzig) for evaluation."""
+    return _piece_rng("font:" + piece).choice(MUSIC_FONTS) if split == "train" else MUSIC_FONTS[0]
 
 
 def score_xml(spec: PieceSpec) -> tuple[str, dict]:
@@ -81,7 +90,8 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
 
     t0 = time.time()
     xml, meta = score_xml(spec)
-    eng = engrave(xml)
+    font = music_font_for(spec.id, split)
+    eng = engrave(xml, font)
     if not eng.systems:
         raise ValueError("verovio drew no staff systems")
     strip = unroll(eng.pages, eng.systems)
@@ -89,13 +99,14 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
     onset_x = np.array([strip.strip_x(int(s), x) for s, x in zip(onset_system, page_x, strict=True)])
     rec = ds.PieceRecord(spec.id, split, spec.composer, strip, onset_q, onset_x, onset_system, meta=meta)
     for font, bpm in renditions_for(spec.id, split):
-        wave = render(eng.notes, bpm, font)
+        wave = render(eng.notes, bpm, font, vary_velocity=split == "train")
         rec.renditions.append(ds.Rendition(font, bpm, spectrogram(wave)))
         if split != "train":
             audio = root / ds.AUDIO_DIR / f"{ds.piece_key(spec.id)}.flac"
             audio.parent.mkdir(parents=True, exist_ok=True)
             sf.write(audio, wave, 22050)
-    rec.meta.update(pages=len(eng.pages), systems=len(eng.systems), notes=len(eng.notes), onsets=len(onset_q))
+    rec.meta.update(music_font=font, pages=len(eng.pages), systems=len(eng.systems), notes=len(eng.notes),
+                    onsets=len(onset_q))
     save_pdf(eng.pages, root / ds.PDF_DIR / f"{ds.piece_key(spec.id)}.pdf", meta["title"], spec.composer)
     ds.save_record(rec, root)
     renditions = [{"font": r.font, "bpm": r.bpm} for r in rec.renditions]

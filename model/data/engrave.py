@@ -146,13 +146,19 @@ def _notes(pitches: dict[str, int], timemap: list[dict], tie_ends: dict[str, str
     return sorted(notes, key=lambda n: (n.on, n.pitch))
 
 
-def engrave(musicxml: str) -> Engraving:
-    """Lay out and rasterise a score; returns pages, systems, sounding notes and note-head positions."""
+MUSIC_FONTS = ("Leipzig", "Bravura", "Gootville", "Leland", "Petaluma")  # verovio's fonts; Leipzig is its default
+
+
+def engrave(musicxml: str, font: str = "Leipzig") -> Engraving:
+    """Lay out and rasterise a score; returns pages, systems, sounding notes and note-head positions.
+
+    `font` is one of verovio's music fonts: training pieces are engraved in all of them, so the sheet
+    pathway does not learn one font's note heads, clefs and beams."""
     import verovio
 
     verovio.enableLog(verovio.LOG_OFF)
     tk = verovio.toolkit()
-    tk.setOptions(VEROVIO_OPTIONS)
+    tk.setOptions(VEROVIO_OPTIONS | {"font": font})
     if not tk.loadData(musicxml):
         raise ValueError("verovio could not load the score")
     svgs = [tk.renderToSVG(i + 1) for i in range(tk.getPageCount())]

@@ -23,24 +23,38 @@ EVAL_FONT = {"timgm6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2"}  # unseen font fo
 FONTS = TRAIN_FONTS | EVAL_FONT
 
 
-def write_midi(notes: Sequence[Note], bpm: float, path: Path) -> None:
+def velocities(notes: Sequence[Note], vary: bool) -> list[int]:
+    """MIDI velocities: the fixed VELOCITY, or (training) a slow dynamics curve plus per-note jitter,
+    seeded by the notes so a rebuild is identical."""
+    if not vary or not notes:
+        return [VELOCITY] * len(notes)
+    rng = np.random.default_rng(len(notes) * 7919 + int(sum(n.pitch for n in notes[:64])))
+    phase, period = rng.uniform(0, 2 * np.pi), rng.uniform(8.0, 32.0)  # quarter notes per swell
+    base = rng.uniform(60, 95)
+    out = [base + 20 * np.sin(2 * np.pi * n.on / period + phase) + rng.normal(0, 8) for n in notes]
+    return [int(np.clip(round(v), 25, 120)) for v in out]
+
+
+def write_midi(notes: Sequence[Note], bpm: float, path: Path, vary_velocity: bool = False) -> None:
     """Type-0 MIDI, program 0 (piano) on channel 0; the onset of a note is its quarter position · 60/bpm."""
     import mido
 
-    events: list[tuple[int, int, int]] = []  # (tick, order, pitch); offs sort before ons at a tick
+    vel = {n.id: v for n, v in zip(notes, velocities(notes, vary_velocity), strict=True)}
+
+    events: list[tuple[int, int, int, int]] = []  # (tick, order, pitch, velocity); offs sort before ons
     for n in notes:
-        events.append((round(n.on * TICKS_PER_QUARTER), 1, n.pitch))
-        events.append((max(round(n.off * TICKS_PER_QUARTER), round(n.on * TICKS_PER_QUARTER) + 1), 0, n.pitch))
+        events.append((round(n.on * TICKS_PER_QUARTER), 1, n.pitch, vel[n.id]))
+        events.append((max(round(n.off * TICKS_PER_QUARTER), round(n.on * TICKS_PER_QUARTER) + 1), 0, n.pitch, 0))
     events.sort()
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=int(round(60_000_000 / bpm)), time=0))
     track.append(mido.Message("program_change", program=0, channel=0, time=0))
     sounding: dict[int, int] = {}
     last = 0
-    for tick, is_on, pitch in events:
+    for tick, is_on, pitch, velocity in events:
         if is_on:
             sounding[pitch] = sounding.get(pitch, 0) + 1
-            msg = mido.Message("note_on", note=pitch, velocity=VELOCITY, time=tick - last)
+            msg = mido.Message("note_on", note=pitch, velocity=velocity, time=tick - last)
         else:
             # Overlapping notes of one pitch (two voices in unison) share one key: release it only once
             # the last of them ends.
@@ -55,13 +69,13 @@ def write_midi(notes: Sequence[Note], bpm: float, path: Path) -> None:
     mid.save(str(path))
 
 
-def render(notes: Sequence[Note], bpm: float, font: str) -> np.ndarray:
+def render(notes: Sequence[Note], bpm: float, font: str, vary_velocity: bool = False) -> np.ndarray:
     """Synthesize notes with a FluidSynth SoundFont (name from FONTS); mono float32 at SAMPLE_RATE."""
     import soundfile as sf
 
     with tempfile.TemporaryDirectory() as tmp:
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
-        write_midi(notes, bpm, mid)
+        write_midi(notes, bpm, mid, vary_velocity)
         subprocess.run(
             ["fluidsynth", "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-r", str(SAMPLE_RATE),
              "-F", str(wav), FONTS[font], str(mid)],
