@@ -19,7 +19,9 @@ COPY model /src/model
 COPY indexer /src/indexer
 COPY service /src/service
 COPY migrations /src/migrations
-RUN pip install /src && python3 -c "import torch, faiss, verovio, cli"
+# EXTRAS=scale adds the PostgreSQL and Milvus clients (docker-compose.scale.yml builds with it).
+ARG EXTRAS=""
+RUN pip install "/src${EXTRAS:+[$EXTRAS]}" && python3 -c "import torch, faiss, verovio, cli"
 
 FROM ${BASE} AS runtime
 # poppler renders uploaded PDFs; FluidSynth + TimGM6mb render the demo recordings on first start.

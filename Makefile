@@ -36,6 +36,7 @@ lint: install
 test: EXTRA_APT = $(APT_TEST_PACKAGES)
 test: install lint
 	$(PY) -m pytest -q
+	SHEETID_TEST_VECTOR_STORE=milvus-lite $(PY) -m pytest -q tests/test_indexer.py tests/test_jobs.py tests/test_api.py
 	PY=$(PY) scripts/postgres_tests.sh
 
 demo: install

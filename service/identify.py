@@ -106,6 +106,7 @@ def identify(library: Library, wave: np.ndarray, calibration: Calibration | None
     calibration = calibration or Calibration.load()
     if st.no_match_threshold is not None:
         calibration = Calibration(calibration.a, calibration.b, st.no_match_threshold, calibration.c)
+    library.refresh()  # pieces indexed or removed by other processes since the last query
     centres, vectors = embed_audio(library, wave, hop_frames or st.excerpt_hop)
     seconds = len(wave) / 22050
     if library.index.ntotal == 0 or len(vectors) == 0:
