@@ -74,6 +74,8 @@ def train_cmd(
     steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 200,
     max_epochs: Annotated[int | None, typer.Option(help="stop after this many epochs")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 1234,
+    loss: Annotated[str, typer.Option(help="infonce | hinge")] = "infonce",
+    resume: Annotated[bool, typer.Option("--resume", help="continue from <out>.resume.pt")] = False,
 ) -> None:
     """Train the embedding on the training split (CPU, or GPU when present); early-stops on validation."""
     from model.config import TrainConfig
@@ -81,8 +83,8 @@ def train_cmd(
 
     cfg = TrainConfig(dataset=str(dataset), out=str(out), max_minutes=minutes, augment=not no_augment,
                       steps_per_epoch=steps_per_epoch, seed=seed, snapshot_minutes=snapshot_minutes,
-                      max_epochs=max_epochs)  # fmt: skip
-    train(cfg, log=typer.echo)
+                      max_epochs=max_epochs, loss=loss)  # fmt: skip
+    train(cfg, log=typer.echo, resume=resume)
 
 
 @eval_app.command("snippets")
