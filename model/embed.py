@@ -69,7 +69,7 @@ def _dense(pathway: Pathway, image: np.ndarray, centres: np.ndarray, window_cols
     pad = stride * (window_cols + HALO_COLS)  # left padding, a whole number of columns
     total = pad + w + pad
     total += -total % stride
-    pooled = torch.empty((len(centres), int(pathway.head[1].num_features)), device=device)
+    pooled = torch.empty((len(centres), pathway.embed_dim), device=device)
     starts = np.asarray(centres, dtype=np.int64) - window // 2  # window's left edge in image px
     phases = starts % stride
     src = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)

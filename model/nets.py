@@ -31,6 +31,7 @@ class Pathway(nn.Module):
     def __init__(self, channels: tuple[int, ...], embed_dim: int) -> None:
         super().__init__()
         widths = (1, *channels)
+        self.embed_dim = embed_dim
         self.blocks = nn.Sequential(*[_block(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)])
         self.head = nn.Sequential(nn.Conv2d(widths[-1], embed_dim, 1), nn.BatchNorm2d(embed_dim))
 
