@@ -74,16 +74,18 @@ def train_cmd(
     steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 200,
     max_epochs: Annotated[int | None, typer.Option(help="stop after this many epochs")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 1234,
-    loss: Annotated[str, typer.Option(help="infonce | hinge")] = "infonce",
     resume: Annotated[bool, typer.Option("--resume", help="continue from <out>.resume.pt")] = False,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="name=value of TrainConfig, or "
+                                                        "model.name=value of ModelConfig; repeatable")] = None,
 ) -> None:
     """Train the embedding on the training split (CPU, or GPU when present); early-stops on validation."""
-    from model.config import TrainConfig
+    from model.config import TrainConfig, with_overrides
     from model.train import train
 
     cfg = TrainConfig(dataset=str(dataset), out=str(out), max_minutes=minutes, augment=not no_augment,
                       steps_per_epoch=steps_per_epoch, seed=seed, snapshot_minutes=snapshot_minutes,
-                      max_epochs=max_epochs, loss=loss)  # fmt: skip
+                      max_epochs=max_epochs)  # fmt: skip
+    cfg = with_overrides(cfg, overrides or [])
     train(cfg, log=typer.echo, resume=resume)
 
 
