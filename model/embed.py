@@ -19,8 +19,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from model.config import ModelConfig
 from model.nets import Pathway, SheetAudioNet
 
+EMBED_DIM = ModelConfig().embed_dim  # size of the joint space of the shipped configuration
 EMBED_BATCH = 256  # crops per forward pass on the per-window path
 PROJECT_BATCH = 8192  # pooled windows projected per step
 TILE_COLS = 512  # feature columns per trunk pass over a long input (8,192 px or frames)
@@ -114,7 +116,7 @@ def embed_spectrogram(model: SheetAudioNet, spec: np.ndarray, hop_frames: int,
 def _per_window(embed, crops: np.ndarray, device: str) -> np.ndarray:  # type: ignore[no-untyped-def]
     out = [embed(torch.from_numpy(crops[i : i + EMBED_BATCH]).to(device)).cpu().numpy()
            for i in range(0, len(crops), EMBED_BATCH)]  # fmt: skip
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 32), np.float32)
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, EMBED_DIM), np.float32)
 
 
 def embed_snippets(model: SheetAudioNet, snippets: np.ndarray, device: str = "cpu") -> np.ndarray:

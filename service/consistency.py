@@ -44,11 +44,15 @@ def consistency_scores(times: np.ndarray, hit_pieces: np.ndarray, hit_x: np.ndar
     # every hit joins each window it falls in (windows overlap by half)
     w_of = np.floor((t - starts[0]) / WINDOW_STEP_S).astype(np.int64)
     rows = [(w, w >= 0) for w in (w_of, w_of - 1)]
-    ws, cs, es, ts, xs = [], [], [], [], []
+    ws: list[np.ndarray] = []
+    cs: list[np.ndarray] = []
+    es: list[np.ndarray] = []
+    ts: list[np.ndarray] = []
+    xs: list[np.ndarray] = []
     for w, ok in rows:
         ok = ok & (w < len(starts)) & (t < starts[np.clip(w, 0, len(starts) - 1)] + WINDOW_S)
-        ws.append(w[ok]), cs.append(c_idx[ok]), es.append(e_idx[ok])
-        ts.append(t[ok] - starts[w[ok]]), xs.append(x[ok])
+        for out, values in ((ws, w[ok]), (cs, c_idx[ok]), (es, e_idx[ok]), (ts, t[ok] - starts[w[ok]]), (xs, x[ok])):
+            out.append(values)
     w, c, e, tr, xr = (np.concatenate(a) for a in (ws, cs, es, ts, xs))
     if len(w) == 0:
         return np.zeros(len(cand))

@@ -10,15 +10,44 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from indexer.library import Library
-from indexer.vectors import VectorIndex
+from benchmarks.dataset_library import read_recording
+from indexer.library import Library, open_library
+from indexer.vectors import DIM, VectorIndex
+from model.audio import SAMPLE_RATE
+from model.data import dataset as ds
 from service.identify import identify
 
 QUERY_EXCERPTS_30S = 60  # excerpts of a 30-s recording at the default 0.5-s hop
+QUERY_SECONDS = 30  # length of the recording in the latency and load benchmarks
+PDF_PAGES = 10  # pages of the PDF in the indexing benchmark
+DEFAULT_SCALES = (1_500_000,)  # synthetic vector counts of the search benchmark
+SEARCH_FACTORIES = ("Flat", "HNSW32")  # exact and approximate FAISS indexes compared at scale
+
+
+def run_all(dataset: Path, library_dir: Path, scales: list[int] | None = None, clients: int = 4,
+            load_seconds: float = 30.0, emit: Callable[[dict], None] = print) -> None:  # fmt: skip
+    """Every speed figure of `sheetid bench`, each handed to `emit` as soon as it is measured."""
+    lib = open_library(library_dir)
+    tests = ds.built_pieces(dataset, ["test"])
+    pdfs = [ds.pdf_path(dataset, p) for p in tests]
+    emit({"index_10_page_pdf": index_pdf(lib, concat_pdfs(pdfs, PDF_PAGES))})
+    wave = read_recording(dataset, tests[0])[: QUERY_SECONDS * SAMPLE_RATE]
+    emit({"identify_30s": dict(identify_latency(lib, wave), pieces=len(lib.counts()), vectors=lib.index.ntotal)})
+    if load_seconds > 0:
+        import soundfile as sf
+
+        buf = io.BytesIO()
+        sf.write(buf, wave, SAMPLE_RATE, format="WAV")
+        lib.close()
+        emit({"load_30s_recordings": serve_load(library_dir, buf.getvalue(), clients, load_seconds)})
+    for n in scales or DEFAULT_SCALES:
+        for factory in SEARCH_FACTORIES:
+            emit({"search": search_scale(n, factory)})
 
 
 def concat_pdfs(pdfs: list[Path], pages: int) -> bytes:
@@ -62,8 +91,8 @@ def search_scale(n_vectors: int, factory: str, queries: int = QUERY_EXCERPTS_30S
                  seed: int = 0) -> dict[str, float | str]:  # fmt: skip
     """Search latency for one query's excerpts over n synthetic unit vectors; recall@25 against Flat."""
     rng = np.random.default_rng(seed)
-    vectors = rng.normal(size=(n_vectors, 32)).astype(np.float32)
-    q = vectors[rng.integers(0, n_vectors, queries)] + 0.3 * rng.normal(size=(queries, 32)).astype(np.float32)
+    vectors = rng.normal(size=(n_vectors, DIM)).astype(np.float32)
+    q = vectors[rng.integers(0, n_vectors, queries)] + 0.3 * rng.normal(size=(queries, DIM)).astype(np.float32)
     exact = VectorIndex("bench", "Flat")
     exact.add(np.arange(n_vectors), vectors)
     index = exact if factory == "Flat" else VectorIndex("bench", factory)
