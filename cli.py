@@ -205,7 +205,8 @@ def identify_cmd(
     result = _refusing(audio, lambda: identify(lib, _wave(audio, lib.settings)))
     meta = lib.titles([p.id for p in result.pieces])
     pieces = [{"id": p.id, "title": meta[p.id][0], "composer": meta[p.id][1], "votes": p.votes,
-               "score": round(p.score, 4)} for p in result.pieces if p.id in meta]  # fmt: skip
+               "score": round(p.score, 4), "consistency": round(p.consistency, 4)}
+              for p in result.pieces if p.id in meta]  # fmt: skip
     confidence = round(min(1.0, max(0.0, result.confidence)), 4)
     if as_json:
         typer.echo(json.dumps({"no_match": result.no_match, "confidence": confidence, "pieces": pieces}))
@@ -214,7 +215,8 @@ def identify_cmd(
     typer.echo(f" (confidence {confidence:.2f}, {result.excerpts} excerpts)")
     for rank, p in enumerate(pieces[:5], 1):
         who = f" — {p['composer']}" if p["composer"] else ""
-        typer.echo(f"{rank}. [{p['id']}] {p['title']}{who}: {p['votes']} votes, score {p['score']:.1f}")
+        typer.echo(f"{rank}. [{p['id']}] {p['title']}{who}: consistency {p['consistency']:.2f}, "
+                   f"{p['votes']} votes, score {p['score']:.1f}")
 
 
 @app.command("align")
