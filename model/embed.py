@@ -60,10 +60,12 @@ def inference_trunk(pathway: Pathway) -> nn.Sequential:
     for module in [*pathway.blocks, pathway.head]:
         for layer in module:
             if isinstance(layer, nn.BatchNorm2d):
-                layers[-1] = fuse_conv_bn_eval(layers[-1], layer)  # type: ignore[arg-type]
+                conv = layers[-1]
+                assert isinstance(conv, nn.Conv2d)  # every BatchNorm of Table 1 follows a convolution
+                layers[-1] = fuse_conv_bn_eval(conv, layer)
             else:
                 layers.append(layer)
-    return nn.Sequential(*layers).eval().to(memory_format=torch.channels_last)
+    return nn.Sequential(*layers).eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def _columns(trunk: nn.Module, image: torch.Tensor, stride: int) -> torch.Tensor:
