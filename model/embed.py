@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from model.audio import cut_excerpts, excerpt_centres
+from model.config import ModelConfig
 from model.nets import SheetAudioNet
 from model.sheet import cut_snippets, snippet_centres
 
-EMBED_DIM = 32  # size of the shared embedding space (model.config.ModelConfig.embed_dim)
+EMBED_DIM = ModelConfig.embed_dim  # size of the shared embedding space (the index and the store use it)
 SNIPPET_BATCH = 256  # sheet snippets per forward pass
 EXCERPT_BATCH = 512  # audio excerpts per forward pass
 WINDOW_CHUNK = 1024  # windows cut at a time from a strip or spectrogram (bounds memory on long inputs)
