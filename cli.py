@@ -86,15 +86,19 @@ def train_cmd(
     steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 200,
     max_epochs: Annotated[int | None, typer.Option(help="stop after this many epochs")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 1234,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from <out>.resume.pt")] = False,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="name=value of TrainConfig, or "
+                                                        "model.name=value of ModelConfig; repeatable")] = None,
 ) -> None:
     """Train the embedding on the training split (CPU, or GPU when present); early-stops on validation."""
-    from model.config import TrainConfig
+    from model.config import TrainConfig, with_overrides
     from model.train import train
 
     cfg = TrainConfig(dataset=str(dataset), out=str(out), max_minutes=minutes, augment=not no_augment,
                       steps_per_epoch=steps_per_epoch, seed=seed, snapshot_minutes=snapshot_minutes,
                       max_epochs=max_epochs)  # fmt: skip
-    train(cfg, log=typer.echo)
+    cfg = with_overrides(cfg, overrides or [])
+    train(cfg, log=typer.echo, resume=resume)
 
 
 def _pdfs(paths: list[Path]) -> list[Path]:
@@ -201,7 +205,8 @@ def identify_cmd(
     result = _refusing(audio, lambda: identify(lib, _wave(audio, lib.settings)))
     meta = lib.titles([p.id for p in result.pieces])
     pieces = [{"id": p.id, "title": meta[p.id][0], "composer": meta[p.id][1], "votes": p.votes,
-               "score": round(p.score, 4)} for p in result.pieces if p.id in meta]  # fmt: skip
+               "score": round(p.score, 4), "consistency": round(p.consistency, 4)}
+              for p in result.pieces if p.id in meta]  # fmt: skip
     confidence = round(min(1.0, max(0.0, result.confidence)), 4)
     if as_json:
         typer.echo(json.dumps({"no_match": result.no_match, "confidence": confidence, "pieces": pieces}))
@@ -210,7 +215,8 @@ def identify_cmd(
     typer.echo(f" (confidence {confidence:.2f}, {result.excerpts} excerpts)")
     for rank, p in enumerate(pieces[:5], 1):
         who = f" — {p['composer']}" if p["composer"] else ""
-        typer.echo(f"{rank}. [{p['id']}] {p['title']}{who}: {p['votes']} votes, score {p['score']:.1f}")
+        typer.echo(f"{rank}. [{p['id']}] {p['title']}{who}: consistency {p['consistency']:.2f}, "
+                   f"{p['votes']} votes, score {p['score']:.1f}")
 
 
 @app.command("align")

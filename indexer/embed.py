@@ -9,7 +9,7 @@ import numpy as np
 from indexer.errors import BadInput
 from model.embed import embed_strip
 from model.nets import SheetAudioNet
-from model.sheet import SNIPPET_WIDTH, STRIP_HEIGHT, Strip, detect_systems, unroll
+from model.sheet import STRIP_HEIGHT, Strip, detect_systems, unroll
 
 
 @dataclass
@@ -32,7 +32,8 @@ def embed_pages(model: SheetAudioNet, pages: list[np.ndarray], hop: int, device:
     sys_idx, page_x = strip.locate(centres.astype(np.float64))
     scale = np.array([strip.systems[i].scale for i in sys_idx])
     mid = np.array([strip.systems[i].centre for i in sys_idx])
-    boxes = np.stack([page_x - SNIPPET_WIDTH / 2 / scale, mid - STRIP_HEIGHT / 2 / scale,
-                      page_x + SNIPPET_WIDTH / 2 / scale, mid + STRIP_HEIGHT / 2 / scale], axis=1)  # fmt: skip
+    half = model.cfg.sheet_window / 2 / scale  # a snippet's box is its window, not the crop's context
+    boxes = np.stack([page_x - half, mid - STRIP_HEIGHT / 2 / scale,
+                      page_x + half, mid + STRIP_HEIGHT / 2 / scale], axis=1)  # fmt: skip
     page_of = np.array([strip.systems[i].page for i in sys_idx])
     return EmbeddedScore(strip, centres, sys_idx, boxes, page_of, vectors)

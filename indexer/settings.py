@@ -47,9 +47,10 @@ class Settings(BaseSettings):
 
     # retrieval
     pdf_dpi: int = 150  # rasterisation DPI for uploaded PDFs
-    snippet_hop: int = 10  # px between indexed snippets at model scale
-    excerpt_hop: int = 10  # spectrogram frames between query excerpts (0.5 s)
+    snippet_hop: int = 16  # px between indexed snippets at model scale (must divide the model's stride, 16)
+    excerpt_hop: int = 8  # spectrogram frames between query excerpts (0.4 s; must divide the stride)
     top_k: int = 25  # neighbours per excerpt that vote (paper §5)
+    rerank: bool = True  # rank the vote shortlist by temporal consistency of the hits (service/consistency.py)
     no_match_threshold: float | None = None  # default: the value calibrated on validation (weights file)
 
     @property
