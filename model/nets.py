@@ -36,8 +36,12 @@ class Pathway(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(widths[-1], embed_dim, 1), nn.BatchNorm2d(embed_dim))
 
     def columns(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W) or (B, 1, H, W) input → (B, embed_dim, W // stride) column features."""
-        return self.head(self.blocks(x.unsqueeze(1) if x.dim() == 3 else x)).mean(dim=2)
+        """(B, H, W) or (B, 1, H, W) input → (B, embed_dim, W // stride) column features.
+
+        Channels-last layout: about 1.5× faster forward and backward on CPU than NCHW for these small
+        channel counts (measured on 2 cores; MODEL.md)."""
+        x = (x.unsqueeze(1) if x.dim() == 3 else x).contiguous(memory_format=torch.channels_last)
+        return self.head(self.blocks(x)).mean(dim=2)
 
     def forward(self, x: torch.Tensor, context: int = 0) -> torch.Tensor:
         cols = self.columns(x)

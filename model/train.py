@@ -66,7 +66,7 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
         f"validation queries {len(val_pairs)} of {len(val_all)}")  # fmt: skip
 
     # model, loss temperature (InfoNCE) and optimiser
-    model = SheetAudioNet(cfg.model)
+    model = SheetAudioNet(cfg.model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     log_temperature = torch.nn.Parameter(torch.tensor(float(np.log(cfg.temperature))))
     optimiser = torch.optim.Adam([*model.parameters(), log_temperature], lr=cfg.lr)
     best: dict = {"MR": float("inf")}
