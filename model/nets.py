@@ -124,17 +124,17 @@ class SheetAudioNet(nn.Module):
 
     def forward(self, sheet: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training: crops of cfg.sheet_crop / cfg.audio_crop → unit vectors of their centre windows."""
-        ctx = self.cfg.context_cols
-        x, y = self.cca(self.sheet(sheet, ctx), self.audio(audio, ctx))
+        cfg = self.cfg
+        x, y = self.cca(self.sheet(sheet, cfg.sheet_context_cols), self.audio(audio, cfg.audio_context_cols))
         return F.normalize(x, dim=1), F.normalize(y, dim=1)
 
     def embed_sheet(self, sheet: torch.Tensor) -> torch.Tensor:
         """Sheet crops (B, *cfg.sheet_crop) → unit vectors of their centre windows."""
-        return self.project_sheet(self.sheet(sheet, self.cfg.context_cols))
+        return self.project_sheet(self.sheet(sheet, self.cfg.sheet_context_cols))
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio crops (B, *cfg.audio_crop) → unit vectors of their centre windows."""
-        return self.project_audio(self.audio(audio, self.cfg.context_cols))
+        return self.project_audio(self.audio(audio, self.cfg.audio_context_cols))
 
     def project_sheet(self, pooled: torch.Tensor) -> torch.Tensor:
         """Pooled sheet-pathway features (N, 32) → joint space, unit length."""

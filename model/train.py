@@ -35,8 +35,8 @@ def refit_cca(model: SheetAudioNet, pairs: PairIndex, n: int, rng: np.random.Gen
     idx = rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)
     xs, ys = [], []
     for chunk in np.array_split(idx, max(1, len(idx) // 500)):
-        xs.append(model.sheet(sheet_batch(pairs, chunk, model.cfg, None, rng), model.cfg.context_cols))
-        ys.append(model.audio(audio_batch(pairs, chunk, model.cfg, None, rng), model.cfg.context_cols))
+        xs.append(model.sheet(sheet_batch(pairs, chunk, model.cfg, None, rng), model.cfg.sheet_context_cols))
+        ys.append(model.audio(audio_batch(pairs, chunk, model.cfg, None, rng), model.cfg.audio_context_cols))
     model.cca.refit(torch.cat(xs), torch.cat(ys))
 
 
