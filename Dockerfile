@@ -18,6 +18,7 @@ COPY pyproject.toml README.md cli.py /src/
 COPY model /src/model
 COPY indexer /src/indexer
 COPY service /src/service
+COPY benchmarks /src/benchmarks
 COPY migrations /src/migrations
 # EXTRAS=scale adds the PostgreSQL and Milvus clients (docker-compose.scale.yml builds with it).
 ARG EXTRAS=""

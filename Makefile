@@ -31,7 +31,7 @@ install: system-deps $(STAMP)
 
 lint: install
 	$(PY) -m ruff check .
-	$(PY) -m mypy model indexer service cli.py
+	$(PY) -m mypy model indexer service benchmarks cli.py
 
 test: EXTRA_APT = $(APT_TEST_PACKAGES)
 test: install lint
@@ -65,6 +65,7 @@ eval: corpus-library
 
 bench: corpus-library
 	$(VENV)/bin/sheetid bench --scale 421000 --scale 1000000
+	$(VENV)/bin/sheetid bench --vectors-only --vector-scale 1000000 --vector-scale 10000000
 
 # Builds the image on a private dockerd and runs the compose demo for real (slow; not part of `make test`).
 docker-smoke:

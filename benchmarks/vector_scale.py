@@ -1,7 +1,7 @@
 """Vector search at scale: FAISS HNSW and IVF in this process, Milvus as an embedded server.
 
 For n synthetic 32-d unit vectors, each engine reports build time, memory, p50/p95 latency of one
-30-s query (60 excerpt vectors, top 25 each, one search call) and recall@25 against exact search.
+30-s query (its excerpt vectors, top 25 each, one search call) and recall@25 against exact search.
 
 The database vectors are isotropic Gaussian directions: no clusters, which is the hard case for
 approximate search (real snippet embeddings cluster by piece). Each query excerpt is a database vector
@@ -29,10 +29,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from benchmarks.speed import QUERY_EXCERPTS_30S
 from indexer.vectors import VectorIndex
 
 DIM = 32
-EXCERPTS_PER_QUERY = 60  # a 30-s recording at one excerpt per 0.5 s
+EXCERPTS_PER_QUERY = QUERY_EXCERPTS_30S  # excerpts of a 30-s recording at the product's excerpt hop
 TOP_K = 25
 QUERY_NOISE = 0.3
 CHUNK = 1_000_000  # vectors generated / inserted per step (bounds the extra memory)
@@ -48,7 +49,7 @@ def unit_vectors(n: int, seed: int) -> np.ndarray:
 
 
 def query_sets(vectors: np.ndarray, recordings: int, seed: int) -> np.ndarray:
-    """(recordings, 60, 32) excerpt vectors near random database vectors."""
+    """(recordings, excerpts, 32) excerpt vectors near random database vectors."""
     rng = np.random.default_rng(seed + 1)
     picks = rng.integers(0, len(vectors), recordings * EXCERPTS_PER_QUERY)
     q = vectors[picks] + QUERY_NOISE * rng.standard_normal((len(picks), DIM), dtype=np.float32)

@@ -47,9 +47,7 @@ class FaissStore(VectorStore):
 
     def search(self, queries: np.ndarray, k: int, allow: np.ndarray | None = None,
                deny: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        if allow is not None or deny is not None:
-            return _search_selected(self.index, queries, k, allow, deny)
-        return self.index.search(queries, k)
+        return self.index.search(queries, k, allow=allow, deny=deny)
 
     def ids(self) -> np.ndarray:
         with self.index.lock:
@@ -65,16 +63,3 @@ class FaissStore(VectorStore):
         index.save(self.path)
         self.index = index
 
-
-def _search_selected(index: VectorIndex, queries: np.ndarray, k: int, allow: np.ndarray | None,
-                     deny: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Search among `allow` ids or without `deny` ids (FAISS ID selectors: true k nearest of the rest)."""
-    batch = faiss.IDSelectorBatch(np.ascontiguousarray(allow if allow is not None else deny, dtype=np.int64))
-    selector = batch if allow is not None else faiss.IDSelectorNot(batch)
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    faiss.normalize_L2(queries)
-    params = faiss.SearchParameters()
-    params.sel = selector
-    with index.lock:
-        sims, ids = index.index.search(queries, min(k, max(1, index.ntotal)), params=params)
-    return sims, ids

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from indexer.vector_store import VectorStore
+from model.embed import EMBED_DIM as DIM
 
-DIM = 32  # embedding size
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}  # graph degree and build breadth
 HNSW_EF_SEARCH = 128  # search breadth (as for FAISS HNSW)
 IVF_NLIST = 4096  # IVF lists (about sqrt of the collection size at 10-20 M vectors)

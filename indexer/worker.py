@@ -14,9 +14,9 @@ import socket
 import threading
 import traceback
 
+from indexer.errors import BadInput
 from indexer.job_queue import ClaimedJob, JobQueue
 from indexer.library import Library
-from indexer.pdf import BadInput
 
 log = logging.getLogger("sheetid.worker")
 POLL_S = 0.5  # idle wait between claims

@@ -90,8 +90,8 @@ def test_replicas_and_workers_over_postgres_and_milvus(settings: Settings, tmp_p
     variants = {f"variant {i}": (order[i % 3], pdf_variant([sources[order[i % 3]]], f"variant {i}")) for i in range(8)}
     clips = {piece: _clip(dataset, piece) for piece in order}
     try:
-        with running_server(shared, SHEETID_EMBEDDED_WORKER="false", **env) as a, \
-                running_server(shared, SHEETID_EMBEDDED_WORKER="false", **env) as b:  # fmt: skip
+        replica_env = dict(env, SHEETID_EMBEDDED_WORKER="false")  # API only: the workers ingest
+        with running_server(shared, 300.0, **replica_env) as a, running_server(shared, 300.0, **replica_env) as b:
             replicas = [a.url, b.url]
             base = add_piece(a.url, pdfs[TEST_PIECE], "base")  # through replica A, by either worker
             assert _identify(b.url, clips[TEST_PIECE])["pieces"][0]["id"] == base  # ... identified through B
