@@ -53,7 +53,7 @@ train: install
 # Every corpus PDF indexed through the real path: the library the benchmarks query (resumable).
 corpus-library: install
 	$(VENV)/bin/sheetid data build
-	SHEETID_DATA_DIR=$(CURDIR)/data/corpus-library $(VENV)/bin/sheetid index data/dataset/pdf
+	$(VENV)/bin/sheetid eval library --dataset data/dataset --library data/corpus-library
 
 eval: corpus-library
 	$(VENV)/bin/sheetid eval snippets

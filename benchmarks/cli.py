@@ -18,6 +18,18 @@ def _log(message: str) -> None:
     typer.echo(message, err=True)
 
 
+@eval_app.command("library")
+def eval_library(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library folder")] = EVAL_LIBRARY,
+) -> None:
+    """Index every built dataset piece's PDF into the benchmarks' library (resumable; the evals do it too)."""
+    from benchmarks.dataset_library import index_dataset
+    from indexer.library import open_library
+
+    typer.echo(json.dumps({"pieces": len(index_dataset(open_library(library), dataset, log=_log))}))
+
+
 @eval_app.command("snippets")
 def eval_snippets(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,

@@ -42,8 +42,11 @@ def test_calibration_fit_recovers_a_known_logistic() -> None:
     assert 0.35 <= fit["threshold"] <= 0.65 and fit["validation_accuracy"] > max(correct.mean(), 1 - correct.mean())
 
 
-def test_library_size_term_shifts_the_confidence() -> None:
-    cal = Calibration(a=0.07, b=-0.6, threshold=0.5, c=-0.35)
-    small, large = cal.confidence(30.0, pieces=16), cal.confidence(30.0, pieces=434)
-    assert small > 0.5 > large  # the same vote margin is stronger evidence in a small library
-    assert Calibration(a=0.07, b=-0.6, threshold=0.5).confidence(30.0, 16) == cal.confidence(30.0, 1)  # c = 0
+def test_confidence_is_the_logistic_of_its_terms() -> None:
+    # with a = 1, c = -1 and d = 0.5 the logit is m - ln n + s / 2: 0 (confidence 1/2) exactly on that plane
+    cal = Calibration(a=1.0, b=0.0, threshold=0.5, c=-1.0, d=0.5)
+    assert abs(cal.confidence(np.log(16), pieces=16) - 0.5) < 1e-12
+    assert abs(cal.confidence(0.0, pieces=1, top=2.0) - 1.0 / (1.0 + np.exp(-1.0))) < 1e-12
+    # a negative c: the same evidence counts for less in a larger library (more pieces to collide with)
+    assert cal.confidence(5.0, pieces=16) > cal.confidence(5.0, pieces=434)
+    assert Calibration(a=1.0, b=0.0, threshold=0.5).confidence(5.0, 16) == Calibration(1.0, 0.0, 0.5).confidence(5.0)
