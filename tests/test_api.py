@@ -145,3 +145,13 @@ def test_slow_requests_time_out_with_503(tmp_path: Path, pdfs: dict[str, bytes],
         assert r.status_code == 503 and "too long" in r.json()["detail"]
         assert c.post(f"/pieces/{pid}/align", files={"file": ("take.wav", take, "audio/wav")}).status_code == 503
         assert c.get("/readyz").status_code == 200  # the server goes on serving
+
+
+def test_cors_allows_only_the_configured_origins(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "lib", cors_origins=["https://scores.example"]))
+    c = TestClient(app)  # no lifespan: /healthz needs no model
+    allowed = c.get("/healthz", headers={"Origin": "https://scores.example"})
+    assert allowed.headers.get("access-control-allow-origin") == "https://scores.example"
+    assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "https://evil.example"}).headers
+    plain = TestClient(create_app(Settings(data_dir=tmp_path / "lib2")))
+    assert "access-control-allow-origin" not in plain.get("/healthz", headers={"Origin": "https://scores.example"}).headers
