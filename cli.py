@@ -141,6 +141,19 @@ def eval_identify(
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 
+@eval_app.command("robust-queries")
+def eval_robust_queries(
+    split: Annotated[str, typer.Option(help="validation | test (test and test-chorales pieces)")] = "validation",
+    dataset: Annotated[Path, typer.Option(help="dataset folder (its built pieces are rendered)")] = DATASET,
+    out: Annotated[Path | None, typer.Option(help="query-set folder (default: <dataset>/robust)")] = None,
+) -> None:
+    """Build the robust query set: repeats played, tempo drift, pedal, timidity+freepats, room and noise."""
+    from benchmarks.robust import build_robust, summarize
+
+    manifest = build_robust(dataset, split, out, log=lambda m: typer.echo(m, err=True))
+    typer.echo(json.dumps(summarize(manifest) | {"last_build_seconds": manifest["last_build_seconds"]}))
+
+
 @eval_app.command("calibrate")
 def eval_calibrate(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
