@@ -3,7 +3,9 @@ where a training run is described (nanoGPT style: every knob commented, defaults
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import ast
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from model.audio import N_BINS
 from model.sheet import STAFF_SPACE, STRIP_HEIGHT
@@ -88,3 +90,24 @@ class TrainConfig:
     scan_prob: float = 0.5  # share of snippets degraded like a scan (rotation, blur, noise, line weight)
     rotate_deg: float = 1.0  # ± degrees of rotation for scan-like snippets
     model: ModelConfig = field(default_factory=ModelConfig)
+
+
+def with_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
+    """Apply "name=value" (TrainConfig) and "model.name=value" (ModelConfig) overrides, each value parsed
+    as a Python literal (`loss=hinge`, `batch_size=200`, `model.audio_window_cols=5`); unknown names fail."""
+    train_fields, model_fields = {f.name for f in fields(TrainConfig)}, {f.name for f in fields(ModelConfig)}
+    model_changes: dict[str, Any] = {}
+    train_changes: dict[str, Any] = {}
+    for item in items:
+        name, _, raw = item.partition("=")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw  # a bare word is a string
+        if name.startswith("model.") and name[6:] in model_fields:
+            model_changes[name[6:]] = tuple(value) if isinstance(value, list) else value
+        elif name in train_fields and name != "model":
+            train_changes[name] = tuple(value) if isinstance(value, list) else value
+        else:
+            raise KeyError(f"unknown training setting {name!r}")
+    return replace(cfg, model=replace(cfg.model, **model_changes), **train_changes)
