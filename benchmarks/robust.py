@@ -112,7 +112,8 @@ def bar_velocities(notes: Sequence[Note], bars: np.ndarray, rng: np.random.Gener
     return out
 
 
-def pedal_spans(bar_seconds: np.ndarray, end: float, share: float, rng: np.random.Generator) -> list[tuple[float, float]]:
+def pedal_spans(bar_seconds: np.ndarray, end: float, share: float,
+                rng: np.random.Generator) -> list[tuple[float, float]]:  # fmt: skip
     """(down, up) seconds: the pedal is held through a seeded share of the bars, changed at each bar line."""
     starts, ends = bar_seconds, np.append(bar_seconds[1:], end)
     return [(float(s) + PEDAL_DELAY, float(e)) for s, e in zip(starts, ends, strict=True)
@@ -215,7 +216,7 @@ def build_robust(dataset: Path, split: str, root: Path | None = None, log: Calla
     manifest_path = out / ds.MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"pieces": {}, "failures": {}}
     built = ds.read_manifest(dataset)["pieces"]
-    wanted = sorted(pid for pid, p in built.items() if p["split"] in SPLIT_GROUPS[split])
+    wanted = ds.built_pieces(dataset, SPLIT_GROUPS[split])
     specs = {s.id: s for s in pieces_in(load_splits())}
     t0 = time.time()
     for n, pid in enumerate(wanted):
@@ -250,9 +251,9 @@ def robust_queries(root: Path, split: str) -> dict[str, Path]:
 def summarize(manifest: dict) -> dict:
     """Pieces, failures, hours of audio and the spread of the drawn conditions."""
     entries = list(manifest["pieces"].values())
-    seconds = [e["seconds"] for e in entries]
+    seconds = [e["seconds"] for e in entries] or [0.0]
     return {"pieces": len(entries), "failures": len(manifest["failures"]),
             "audio_minutes": round(sum(seconds) / 60, 1),
-            "seconds_min_median_max": [round(float(f(seconds)), 1) for f in (np.min, np.median, np.max)] if seconds else [],
+            "seconds_min_median_max": [round(float(f(seconds)), 1) for f in (np.min, np.median, np.max)],
             "with_repeats": sum(e["repeated_notes"] > 0 for e in entries),
             "build_seconds": round(sum(e["build_seconds"] for e in entries), 1)}  # fmt: skip
