@@ -6,7 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-soundfont-small \
-	csound-soundfont timgm6mb-soundfont poppler-utils
+	csound-soundfont timgm6mb-soundfont poppler-utils \
+	timidity freepats  # the robust query set's synthesizer, unseen in training (benchmarks/robust.py)
 APT_TEST_PACKAGES := chromium chromium-driver postgresql  # browser end-to-end test; library tests on PostgreSQL
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
@@ -59,6 +60,7 @@ eval: corpus-library
 	$(VENV)/bin/sheetid eval snippets
 	$(VENV)/bin/sheetid eval systems
 	$(VENV)/bin/sheetid eval calibrate
+	$(VENV)/bin/sheetid eval robust-queries --split test
 	$(VENV)/bin/sheetid eval identify
 	$(VENV)/bin/sheetid eval align
 

@@ -54,14 +54,35 @@ def eval_snippets(
 def eval_identify(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    split: Annotated[str, typer.Option(help="validation (tune) | test (test and test-chorales; report once)")] = (
+        "test"
+    ),
+    robust: Annotated[Path | None, typer.Option(help="robust query sets (default: <dataset>/robust)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Table-3 protocol: whole recordings and 10-s excerpts of test pieces against the full corpus library."""
+    """Table-3 protocol: whole recordings and 10-s excerpts, plain and robust, against the full corpus library."""
     from benchmarks.identify import evaluate_identify
     from indexer.library import open_library
 
-    result = evaluate_identify(open_library(library), dataset, log=_log)
+    if split not in ("validation", "test"):
+        raise typer.BadParameter("split is validation or test")
+    result = evaluate_identify(open_library(library), dataset, split, robust, log=_log)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
+
+
+@eval_app.command("robust-queries")
+def eval_robust_queries(
+    split: Annotated[str, typer.Option(help="validation | test (test and test-chorales pieces)")] = "validation",
+    dataset: Annotated[Path, typer.Option(help="dataset folder (its built pieces are rendered)")] = DATASET,
+    out: Annotated[Path | None, typer.Option(help="query-set folder (default: <dataset>/robust)")] = None,
+) -> None:
+    """Build the robust query set: repeats played, tempo drift, pedal, timidity+freepats, room and noise."""
+    from benchmarks.robust import SPLIT_GROUPS, build_robust, summarize
+
+    if split not in SPLIT_GROUPS:
+        raise typer.BadParameter("split is validation or test")
+    manifest = build_robust(dataset, split, out, log=_log)
+    typer.echo(json.dumps(summarize(manifest) | {"last_build_seconds": manifest["last_build_seconds"]}))
 
 
 @eval_app.command("calibrate")
