@@ -80,10 +80,10 @@ def data_show(
 def train_cmd(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     out: Annotated[Path, typer.Option(help="checkpoint to write")] = Path("model/weights/sheetid.pt"),
-    minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 45.0,
+    minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 60.0,
     snapshot_minutes: Annotated[float | None, typer.Option(help="also save the weights reached by then")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="ablation: no augmentation")] = False,
-    steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 200,
+    steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 100,
     max_epochs: Annotated[int | None, typer.Option(help="stop after this many epochs")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 1234,
     resume: Annotated[bool, typer.Option("--resume", help="continue from <out>.resume.pt")] = False,

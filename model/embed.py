@@ -4,8 +4,8 @@ Both pathways are all-convolutional and end in average pooling, so the vectors o
 share almost all their work. The dense path runs a pathway's conv trunk once over the whole input (in
 tiles, to bound memory), keeps one feature column per `stride` input pixels or frames, and averages each
 window's columns with a cumulative sum. Training computes a window's vector the same way, from a crop
-that carries `context_cols` of real neighbourhood on each side (model/pairs.py), so the dense vector of a
-window equals the vector the network was trained to produce for it.
+that carries `sheet_context_cols` / `audio_context_cols` of real neighbourhood on each side
+(model/pairs.py), so the dense vector of a window equals the vector the network was trained to produce.
 
 Windows sit on the trunk's pooling grid: a window centred at c is computed in the pass whose grid phase
 is (c − window/2) mod stride. A hop that divides the stride costs stride / hop passes.
