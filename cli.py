@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from benchmarks.cli import DATASET, bench_cmd, demo_library_cmd, eval_app
+from benchmarks.cli import DATASET, bench_app, demo_library_cmd, eval_app
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,7 +28,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Build the training / evaluation dataset.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
-app.command("bench")(bench_cmd)
+app.add_typer(bench_app, name="bench")
 app.command("demo-library")(demo_library_cmd)
 
 

@@ -1,4 +1,4 @@
-"""`sheetid eval ...`, `sheetid bench` and `sheetid demo-library`: the benchmark commands (cli.py mounts them)."""
+"""`sheetid eval ...`, `sheetid bench [runtime]` and `sheetid demo-library`: the benchmark commands (cli.py mounts them)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,14 @@ def eval_align(
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 
+bench_app = typer.Typer(
+    invoke_without_command=True, help="Speed figures; `sheetid bench` alone prints the end-to-end ones."
+)
+
+
+@bench_app.callback()
 def bench_cmd(
+    ctx: typer.Context,
     dataset: Annotated[Path, typer.Option(help="dataset folder (PDFs and recordings)")] = DATASET,
     library: Annotated[Path, typer.Option(help="library to query (e.g. the eval library)")] = EVAL_LIBRARY,
     scale: Annotated[list[int] | None, typer.Option(help="synthetic vector counts for the search benchmark")] = None,
@@ -141,9 +148,27 @@ def bench_cmd(
     load_seconds: Annotated[float, typer.Option(help="length of the load benchmark (0 skips it)")] = 30.0,
 ) -> None:
     """Print speed figures: 10-page PDF indexing, identification latency, HTTP load, FAISS search at scale."""
+    if ctx.invoked_subcommand is not None:  # `sheetid bench runtime`: only the subcommand's figures
+        return
     from benchmarks.speed import run_all
 
     run_all(dataset, library, scale, clients, load_seconds, emit=lambda figure: typer.echo(json.dumps(figure)))
+
+
+@bench_app.command("runtime")
+def bench_runtime(
+    variant: Annotated[list[str] | None, typer.Option("--variant", help="variants to run (default: all)")] = None,
+    rounds: Annotated[int, typer.Option(help="timed rounds; the best is reported")] = 5,
+    threads: Annotated[int, typer.Option(help="torch / ONNX Runtime threads")] = 2,
+    sheet_width: Annotated[int, typer.Option(help="sheet strip width, px (20,000 ≈ 10 pages)")] = 20_000,
+    query_frames: Annotated[int, typer.Option(help="query spectrogram frames (600 = 30 s)")] = 600,
+    weights: Annotated[Path | None, typer.Option(help="checkpoint (default: random weights)")] = None,
+) -> None:
+    """Dense trunk on CPU: eager, BatchNorm-folded channels-last, 1 thread, torch.compile, ONNX Runtime, bf16."""
+    from benchmarks.runtime import VARIANTS, run_runtime_bench
+
+    run_runtime_bench(tuple(variant or VARIANTS), rounds, threads, sheet_width, query_frames, weights,
+                      emit=lambda figure: typer.echo(json.dumps(figure)), log=_log)  # fmt: skip
 
 
 def demo_library_cmd(
