@@ -1,4 +1,5 @@
-"""`sheetid eval ...`, `sheetid bench [runtime]` and `sheetid demo-library`: the benchmark commands (cli.py mounts them)."""
+"""`sheetid eval ...`, `sheetid bench [runtime]` and `sheetid demo-library`: the benchmark commands
+(cli.py mounts them)."""
 
 from __future__ import annotations
 
