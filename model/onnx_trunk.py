@@ -34,7 +34,7 @@ def export_trunk(pathway: Pathway) -> bytes:
         warnings.simplefilter("ignore", DeprecationWarning)
         axes = {"x": {2: "height", 3: "width"}, "y": {2: "rows", 3: "columns"}}
         torch.onnx.export(trunk, (example,), buf, input_names=["x"], output_names=["y"], opset_version=OPSET,
-                          dynamic_axes=axes, dynamo=False)  # fmt: skip
+                          dynamic_axes=axes, dynamo=False)  # type: ignore[arg-type]  # fmt: skip
     return buf.getvalue()
 
 
