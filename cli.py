@@ -50,6 +50,24 @@ def data_build(
                            "build_seconds": manifest.get("build_seconds")}, indent=1))  # fmt: skip
 
 
+@data_app.command("repeats")
+def data_repeats(
+    dataset: Annotated[Path, typer.Option(help="dataset folder (built first with `data build`)")] = DATASET,
+    split: Annotated[list[str] | None, typer.Option("--split", help="validation and/or test (default: both)")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="piece id; repeatable")] = None,
+    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 1,
+) -> None:
+    """Renditions that play repeats, endings and da capo, with each onset's printed position (resumable)."""
+    from model.data.repeats import SPLITS, build_performances, summarize
+
+    try:
+        manifest = build_performances(dataset, tuple(split or SPLITS), only, workers, log=typer.echo)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(json.dumps({"splits": summarize(manifest, dataset), "failures": sorted(manifest["failures"])},
+                          indent=1))  # fmt: skip
+
+
 @data_app.command("show")
 def data_show(
     piece: str,
@@ -175,12 +193,22 @@ def eval_systems(
 def eval_align(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    split: Annotated[str, typer.Option(help="test | validation (tune penalties on validation)")] = "test",
+    penalty: Annotated[list[str] | None, typer.Option(help="JUMP,START,END penalties of the jump-aware "
+                                                      "alignment; repeat to compare several")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Median alignment error (page widths) on test pieces, against the linear baseline."""
-    from service.evaluate import evaluate_align
+    """Median alignment error (page widths) and right-system share, global DTW beside the jump-aware
+    alignment, on plain renditions, renditions that play repeats, and mid-piece excerpts."""
+    from benchmarks.alignment import evaluate_alignment
+    from service.jumps import Penalties
 
-    result = evaluate_align(_library(library), dataset, log=lambda m: typer.echo(m, err=True))
+    try:
+        grid = [Penalties(*(float(v) for v in p.split(","))) for p in penalty or []]
+    except (TypeError, ValueError):
+        raise typer.BadParameter("--penalty is three numbers: JUMP,START,END") from None
+    result = evaluate_alignment(_library(library), dataset, split, grid or None,
+                                log=lambda m: typer.echo(m, err=True))  # fmt: skip
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 
@@ -294,18 +322,28 @@ def align_cmd(
     plot: Annotated[Path | None, typer.Option(help="write the cost matrix and path as PNG")] = None,
 ) -> None:
     """Follow a recording through a piece: audio time → page, system, x."""
-    from service.align import align, plot_cost
+    from service.align import AlignedPoint, plot_cost
+    from service.jumps import align_with_jumps
 
-    result = align(_library(), piece, _wave(audio))
+    result = align_with_jumps(_library(), piece, _wave(audio))
     if plot:
         plot_cost(result, plot)
-    points: list[dict[str, Any]] = [{"time": round(p.time, 2), "page": p.page, "system": p.system, "x": round(p.x, 1),
-                                     "box": [round(v, 1) for v in p.box]} for p in result.points]  # fmt: skip
+
+    def out(p: AlignedPoint) -> dict[str, Any]:
+        return {"time": round(p.time, 2), "page": p.page, "system": p.system, "x": round(p.x, 1),
+                "box": [round(v, 1) for v in p.box]}  # fmt: skip
+
+    points = [out(p) for p in result.points]
+    jumps = [{"time": round(j.time, 2), "from": out(j.source), "to": out(j.target)} for j in result.jumps]
     if as_json:
-        typer.echo(json.dumps({"piece_id": piece, "subsequence": result.subsequence, "points": points}))
+        typer.echo(json.dumps({"piece_id": piece, "subsequence": result.subsequence, "points": points,
+                               "jumps": jumps}))  # fmt: skip
         return
     for p in points[:: max(1, len(points) // 20)]:
         typer.echo(f"{p['time']:7.2f} s → page {p['page']}, system {p['system'] + 1}, x {p['x']:.0f}")
+    for j in jumps:
+        typer.echo(f"jump at {j['time']:.2f} s: page {j['from']['page']}, system {j['from']['system'] + 1} → "
+                   f"page {j['to']['page']}, system {j['to']['system'] + 1}")  # fmt: skip
 
 
 @app.command("demo-library")

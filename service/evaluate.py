@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from sqlalchemy import select
 
 from indexer.library import Library
-from indexer.store import Piece, SystemRow
 from model.data import dataset as ds
-from model.sheet import Strip, System
-from service.align import align
 from service.identify import CALIBRATION_FILE, Calibration, identify, margin_statistic
 
 EXCERPT_SECONDS = 10.0  # Table-3 excerpt queries
@@ -143,59 +138,6 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 50, ridge: float = 
         if np.abs(step).max() < 1e-9:
             break
     return tuple(round(float(v), 4) for v in w)
-
-
-@dataclass
-class _Truth:
-    times: np.ndarray  # onset times (s)
-    strip_x: np.ndarray  # their note-head x in the indexed strip
-    page_width: float  # one page width in strip px (the normaliser)
-
-
-def _truth(library: Library, piece_id: int, rec: ds.PieceRecord) -> _Truth:
-    """Map the data engine's ground truth (2× verovio raster) into the indexed strip (PDF raster)."""
-    with library.Session() as s:
-        systems = list(s.scalars(select(SystemRow).where(SystemRow.piece_id == piece_id).order_by(SystemRow.index)))
-        piece = s.get(Piece, piece_id)
-        page_w = piece.page_rows[0].width if piece else 1
-    if len(systems) != len(rec.strip.systems):
-        raise ValueError(f"{rec.id}: detector found {len(systems)} systems, engraving has {len(rec.strip.systems)}")
-    ratio = page_w / 1680.0  # the data engine's pages are 1680 px wide
-    sys_idx, page_x = rec.strip.locate(rec.onset_x.astype(np.float64))
-    indexed = Strip(image=np.zeros((0, 0), np.uint8),
-                    systems=[System(r.page - 1, r.top, r.bottom, r.left, r.right, r.staff_space) for r in systems],
-                    offsets=np.array([r.strip_offset for r in systems]))  # fmt: skip
-    xs = np.array([float(indexed.strip_x(int(i), px * ratio)) for i, px in zip(sys_idx, page_x, strict=True)])
-    scale = float(np.mean([s.scale for s in indexed.systems]))
-    return _Truth(rec.onset_q * 60.0 / rec.renditions[0].bpm, xs, page_w * scale)
-
-
-def evaluate_align(library: Library, dataset: Path, split: str = "test",
-                   log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    ids = build_library(library, dataset, log)
-    errors, linear, skipped = [], [], []
-    for pid in sorted(p for p, m in ds.read_manifest(dataset)["pieces"].items() if m["split"] == split):
-        rec = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(pid)}.npz", with_audio=False)
-        try:
-            truth = _truth(library, ids[pid], rec)
-        except ValueError as exc:  # no ground truth in the indexed strip: counted, not hidden
-            skipped.append(pid)
-            log(f"skipped: {exc}")
-            continue
-        wave = _audio(dataset, pid)
-        result = align(library, ids[pid], wave, subsequence=False)
-        times = np.array([p.time for p in result.points])
-        pred = np.interp(truth.times, times, np.array([p.strip_x for p in result.points]))
-        snippets = library.piece_snippets(ids[pid])
-        duration = len(wave) / 22050
-        lin = snippets.strip_x[0] + (snippets.strip_x[-1] - snippets.strip_x[0]) * truth.times / duration
-        errors.append(np.abs(pred - truth.strip_x) / truth.page_width)
-        linear.append(np.abs(lin - truth.strip_x) / truth.page_width)
-        log(f"{pid}: median error {np.median(errors[-1]):.3f} (linear {np.median(linear[-1]):.3f})")
-    all_err, all_lin = np.concatenate(errors), np.concatenate(linear)
-    return {"pieces": len(errors), "median_error": round(float(np.median(all_err)), 4),
-            "linear_median_error": round(float(np.median(all_lin)), 4), "skipped": skipped}  # fmt: skip
-
 
 
 def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:

@@ -1,8 +1,10 @@
 """Engrave a MusicXML score with verovio: page rasters, staff systems, note heads and onsets.
 
-Repeats are not expanded (`expandNever`): the score is played exactly as printed, top to bottom, so a
-first and a second ending are both played once, in print order. This keeps the ground-truth alignment
-monotone (audio time only moves forward through the page), which is what identification and DTW assume.
+Repeats are not expanded (`expandNever`) by default: the score is played exactly as printed, top to
+bottom, so a first and a second ending are both played once, in print order. This keeps the ground-truth
+alignment monotone (audio time only moves forward through the page), which is what identification and
+DTW assume. With `expand_repeats` the notes follow verovio's expansion of repeats, endings and jumps
+(a replayed note's id is the printed note's id plus `-rend2`, `-rend3`, …) while the pages stay as printed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ _TRANSLATE = re.compile(r"translate\(\s*(-?[\d.]+)[ ,]+(-?[\d.]+)\s*\)")
 _LINE = re.compile(r"M\s*(-?[\d.]+)\s+(-?[\d.]+)\s+L\s*(-?[\d.]+)\s+(-?[\d.]+)")
 _TIE = re.compile(r"<tie\b[^>]*>")
 _NOTE = re.compile(r"<note\b([^>]*?)(/>|>(.*?)</note>)", re.S)
+_REPLAY = re.compile(r"-rend\d+$")  # suffix verovio gives the notes of a replayed (expanded) passage
 STEP = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}  # pitch class of each note name
 ALTER = {"s": 1, "f": -1, "ss": 2, "x": 2, "ff": -2, "n": 0, "su": 1, "fd": -1}  # MEI accidental → semitones
 
@@ -149,16 +152,33 @@ def _notes(pitches: dict[str, int], timemap: list[dict], tie_ends: dict[str, str
 MUSIC_FONTS = ("Leipzig", "Bravura", "Gootville", "Leland", "Petaluma")  # verovio's fonts; Leipzig is its default
 
 
-def engrave(musicxml: str, font: str = "Leipzig") -> Engraving:
+def printed_id(note_id: str) -> str:
+    """The printed note a performed note plays: a replayed note's id without its `-rendN` suffix."""
+    return _REPLAY.sub("", note_id)
+
+
+def _with_replays(by_id: dict[str, str], timemap: list[dict]) -> dict[str, str]:
+    """Copy id → id entries (tie starts → ends) to every replayed copy, keeping the copy's suffix."""
+    out = dict(by_id)
+    for nid in (i for entry in timemap for i in entry.get("on", [])):
+        base = printed_id(nid)
+        if base != nid and base in by_id:
+            out[nid] = by_id[base] + nid[len(base) :]
+    return out
+
+
+def engrave(musicxml: str, font: str = "Leipzig", expand_repeats: bool = False) -> Engraving:
     """Lay out and rasterise a score; returns pages, systems, sounding notes and note-head positions.
 
     `font` is one of verovio's music fonts: training pieces are engraved in all of them, so the sheet
-    pathway does not learn one font's note heads, clefs and beams."""
+    pathway does not learn one font's note heads, clefs and beams. With `expand_repeats` the notes are
+    those of a performance that plays repeats and jumps; every replayed note gets its printed note's head
+    position, so the pages and positions are those of the printed score."""
     import verovio
 
     verovio.enableLog(verovio.LOG_OFF)
     tk = verovio.toolkit()
-    tk.setOptions(VEROVIO_OPTIONS | {"font": font})
+    tk.setOptions(VEROVIO_OPTIONS | {"font": font, "expandNever": not expand_repeats})
     if not tk.loadData(musicxml):
         raise ValueError("verovio could not load the score")
     svgs = [tk.renderToSVG(i + 1) for i in range(tk.getPageCount())]
@@ -169,11 +189,21 @@ def engrave(musicxml: str, font: str = "Leipzig") -> Engraving:
         start, end = re.search(r'startid="#([^"]+)"', tag), re.search(r'endid="#([^"]+)"', tag)
         if start and end:
             tie_ends[start.group(1)] = end.group(1)
-    result = Engraving(pages=[], systems=[], notes=_notes(mei_pitches(mei), timemap, tie_ends))
+    pitches = mei_pitches(mei)
+    if expand_repeats:
+        replayed = {nid for entry in timemap for nid in entry.get("on", []) if printed_id(nid) != nid}
+        pitches |= {nid: pitches[printed_id(nid)] for nid in replayed if printed_id(nid) in pitches}
+        tie_ends = _with_replays(tie_ends, timemap)
+    result = Engraving(pages=[], systems=[], notes=_notes(pitches, timemap, tie_ends))
     for page, svg in enumerate(svgs):
         systems, heads = _parse_page(svg, page, len(result.systems))
         result.systems += systems
         for nid, (s, x, y) in heads.items():
             result.head_system[nid], result.head_x[nid], result.head_y[nid] = s, x, y
         result.pages.append(_rasterise(svg))
+    for note in result.notes:  # a replayed note sits where its printed note is drawn
+        base = printed_id(note.id)
+        if base != note.id and base in result.head_x:
+            result.head_system[note.id] = result.head_system[base]
+            result.head_x[note.id], result.head_y[note.id] = result.head_x[base], result.head_y[base]
     return result
