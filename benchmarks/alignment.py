@@ -30,7 +30,6 @@ from model.data import dataset as ds
 from model.data import repeats as rp
 from model.sheet import Strip, System
 from service.align import Alignment, cost_matrix, monotone_alignment
-from service.evaluate import build_library
 from service.jumps import Penalties, jump_alignment
 
 EXCERPT_SECONDS = 20.0  # length of a mid-piece excerpt
@@ -112,6 +111,16 @@ class _Tally:
         return out
 
 
+def index_pieces(library: Library, dataset: Path, pieces: list[str], log: Callable[[str], None]) -> dict[str, int]:
+    """Index these pieces' PDFs (already indexed ones are found by their hash); returns id → piece id."""
+    ids = {}
+    for pid in pieces:
+        data = (dataset / ds.PDF_DIR / f"{ds.piece_key(pid)}.pdf").read_bytes()
+        ids[pid] = library.add_pdf(data, title=pid).piece_id
+    log(f"{len(ids)} pieces indexed")
+    return ids
+
+
 def _methods(penalties: list[Penalties]) -> dict[str, Penalties]:
     return {"jumps" if i == 0 else f"jumps{i}": p for i, p in enumerate(penalties)}
 
@@ -137,12 +146,13 @@ def evaluate_alignment(library: Library, dataset: Path, split: str = "test", pen
                        seed: int = 0, log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Plain, performed (repeats) and mid-piece-excerpt alignment error for both methods."""
     penalties = penalties or [Penalties()]
-    ids = build_library(library, dataset, log)
+    pieces = sorted(p for p, m in ds.read_manifest(dataset)["pieces"].items() if m["split"] == split)
+    ids = index_pieces(library, dataset, pieces, log)
     performed = rp.read_manifest(dataset)["pieces"]
     rng = np.random.default_rng(seed)
     sets = {"plain": _Tally(), "repeats": _Tally(), "excerpts": _Tally()}
     linear, skipped = [], []
-    for pid in sorted(p for p, m in ds.read_manifest(dataset)["pieces"].items() if m["split"] == split):
+    for pid in pieces:
         rec = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(pid)}.npz", with_audio=False)
         indexed, page_w = indexed_strip(library, ids[pid])
         queries = [("plain", dataset / ds.AUDIO_DIR / f"{ds.piece_key(pid)}.flac",
