@@ -7,7 +7,8 @@ Beyond the paper:
   of the library predicts, in Poisson standard deviations: z = (votes − E) / √E, E = total · n_piece / n_all.
 - A calibrated confidence from the margin between the top two pieces, an explicit no-match answer, and
   the part of the score the votes point at.
-Works without HTTP (CLI and benchmarks call it directly).
+Works without HTTP (CLI and benchmarks call it directly); benchmarks leave pieces out by passing a
+`LibraryView` (Library.without) instead of the library.
 """
 
 from __future__ import annotations
@@ -18,14 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from indexer.library import Library
-from model.audio import cut_excerpts, excerpt_centres, spectrogram
+from indexer.library import Library, LibraryView
+from model.audio import SAMPLE_RATE
 
-CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "model" / "weights" / "calibration.json"
 DEFAULT_CALIBRATION = {"a": 1.0, "b": -3.0, "threshold": 0.5}  # used only until `sheetid eval calibrate` ran
-AUDIO_BATCH = 512  # excerpts per forward pass
 MAX_RANKED = 10  # pieces returned
 
 
@@ -44,7 +42,8 @@ class Calibration:
     c: float = 0.0
 
     @classmethod
-    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
+    def load(cls, path: Path) -> Calibration:
+        """The fitted calibration at `path` (Settings.calibration_path), or a neutral default before one exists."""
         data = json.loads(path.read_text()) if path.exists() else DEFAULT_CALIBRATION
         return cls(float(data["a"]), float(data["b"]), float(data["threshold"]), float(data.get("c", 0.0)))
 
@@ -86,43 +85,19 @@ class Identification:
     margin: float = 0.0
 
 
-@torch.no_grad()
-def embed_audio(library: Library, wave: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """(excerpt centre frames, unit vectors) for a mono 22.05 kHz signal."""
-    spec = spectrogram(wave)
-    centres = excerpt_centres(len(spec), hop_frames)
-    vectors = []
-    for start in range(0, len(centres), AUDIO_BATCH):
-        batch = torch.from_numpy(cut_excerpts(spec, centres[start : start + AUDIO_BATCH])).to(library.device)
-        vectors.append(library.model.embed_audio(batch).cpu().numpy())
-    return centres, (np.concatenate(vectors) if vectors else np.zeros((0, 32), np.float32))
-
-
-def identify(library: Library, wave: np.ndarray, calibration: Calibration | None = None,
-             hop_frames: int | None = None, top_k: int | None = None,
-             exclude: set[int] | None = None) -> Identification:  # fmt: skip
-    """Rank pieces by votes. `exclude` leaves pieces out as if they were not in the library (benchmarks)."""
+def identify(library: Library | LibraryView, wave: np.ndarray, calibration: Calibration | None = None,
+             hop_frames: int | None = None, top_k: int | None = None) -> Identification:  # fmt: skip
+    """Rank the library's pieces by their excerpts' votes; "no match" below the calibrated confidence."""
     st = library.settings
-    calibration = calibration or Calibration.load()
+    calibration = calibration or Calibration.load(st.calibration_path)
     if st.no_match_threshold is not None:
         calibration = Calibration(calibration.a, calibration.b, st.no_match_threshold, calibration.c)
-    centres, vectors = embed_audio(library, wave, hop_frames or st.excerpt_hop)
-    seconds = len(wave) / 22050
-    if library.index.ntotal == 0 or len(vectors) == 0:
+    _, vectors = library.embed_recording(wave, hop_frames or st.excerpt_hop)
+    seconds = len(wave) / SAMPLE_RATE
+    sizes = library.piece_sizes()
+    if sizes.sum() == 0 or len(vectors) == 0:
         return Identification(True, 0.0, [], len(vectors), seconds)
-    k = top_k or st.top_k
-    sizes = library.snippets.piece_sizes()
-    if exclude:
-        sizes[[p for p in exclude if p < len(sizes)]] = 0
-    # With pieces left out, search deeper so that k neighbours among the remaining pieces survive.
-    share = sizes.sum() / max(1, len(library.snippets.ids))
-    depth = k if not exclude else min(k * 4 * int(np.ceil(1 / max(share, 1e-3))), 4096, library.index.ntotal)
-    _, ids = library.index.search(vectors, depth)
-    if exclude:  # keep each excerpt's k nearest snippets among the pieces that remain
-        owners = library.snippets.piece_of(ids.ravel()).reshape(ids.shape)
-        keep = ~np.isin(owners, list(exclude))
-        ids = np.stack([row[mask][:k] if mask.sum() >= k else np.pad(row[mask], (0, k - mask.sum()), constant_values=-1)
-                        for row, mask in zip(ids, keep, strict=True)])  # fmt: skip
+    ids = library.search(vectors, top_k or st.top_k)
     pieces = library.snippets.piece_of(ids.ravel())
     valid = pieces >= 0
     votes = np.bincount(pieces[valid], minlength=len(sizes))[: len(sizes)]

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from indexer.library import Library
 from indexer.settings import Settings
+from model.audio import SAMPLE_RATE
 from model.data import dataset as ds
 from service.align import cost_matrix, dtw_path, monotone_alignment
 from service.jumps import Penalties, jump_alignment, jump_dtw
@@ -24,8 +25,8 @@ def indexed(settings: Settings, pdfs: dict[str, bytes], dataset: Path):  # type:
     """(library, piece id, plain rendition, its record) for the test piece (three systems, one page)."""
     library = Library(settings)
     piece = library.add_pdf(pdfs[TEST_PIECE], title=TEST_PIECE).piece_id
-    wave, _ = sf.read(dataset / ds.AUDIO_DIR / f"{ds.piece_key(TEST_PIECE)}.flac", dtype="float32")
-    rec = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(TEST_PIECE)}.npz", with_audio=False)
+    wave, _ = sf.read(ds.audio_path(dataset, TEST_PIECE), dtype="float32")
+    rec = ds.load_record(ds.record_path(dataset, TEST_PIECE), with_audio=False)
     assert len(rec.strip.systems) >= 3 and len(library.piece_snippets(piece).ids) > 0
     yield library, piece, wave, rec
     library.close()
@@ -58,7 +59,7 @@ def test_first_half_played_twice_goes_back_to_the_first_half(indexed) -> None:  
     library, piece, wave, rec = indexed
     times = rec.onset_q * 60.0 / rec.renditions[0].bpm
     cut = float(times[np.argmin(np.abs(times - times[-1] / 2))])  # the onset nearest the middle
-    take = np.concatenate([wave[: int(cut * 22050)], wave])  # first half, then the whole piece
+    take = np.concatenate([wave[: int(cut * SAMPLE_RATE)], wave])  # first half, then the whole piece
     result = jump_alignment(piece, *cost_matrix(library, piece, take))
     back = [j for j in result.jumps if j.target.strip_x < j.source.strip_x]
     assert len(back) == 1 and abs(back[0].time - cut) < 1.5, [(j.time, j.source.system, j.target.system)
@@ -80,7 +81,7 @@ def test_excerpt_from_the_middle_starts_at_the_right_system(indexed) -> None:  #
     library, piece, wave, rec = indexed
     times = rec.onset_q * 60.0 / rec.renditions[0].bpm
     start = float(times[np.flatnonzero(rec.onset_system == 1)[0]])  # the first onset of the second system
-    result = jump_alignment(piece, *cost_matrix(library, piece, wave[int(start * 22050) :]))
+    result = jump_alignment(piece, *cost_matrix(library, piece, wave[int(start * SAMPLE_RATE) :]))
     assert result.subsequence and not result.jumps
     assert result.points[0].system == 1
     ends = np.array([p.system for p in result.points])
@@ -94,7 +95,7 @@ def test_performed_rendition_maps_every_onset_to_the_printed_score(dataset: Path
 
     root = dataset.parent / "with_repeats"
     assert not build(root, only=[REPEAT_PIECE], workers=1, log=lambda *_: None)["failures"]
-    rec = ds.load_record(root / ds.PIECES_DIR / f"{ds.piece_key(REPEAT_PIECE)}.npz", with_audio=False)
+    rec = ds.load_record(ds.record_path(root, REPEAT_PIECE), with_audio=False)
     summary = build_performance(REPEAT_PIECE, "validation", root)
     assert summary is not None and summary["backward_jumps"] == 1
     perf = load_performance(root, REPEAT_PIECE)
@@ -106,6 +107,6 @@ def test_performed_rendition_maps_every_onset_to_the_printed_score(dataset: Path
         assert np.array_equal(perf.onset_system[half], rec.onset_system)
     assert np.allclose(perf.onset_q[n:] - perf.onset_q[n], rec.onset_q - rec.onset_q[0])
     audio, sr = sf.read(performance_path(root, REPEAT_PIECE, ".flac"))
-    assert sr == 22050 and len(audio) / sr > perf.onset_times[-1]
+    assert sr == SAMPLE_RATE and len(audio) / sr > perf.onset_times[-1]
     # A piece without repeat signs gets no performed rendition.
     assert build_performance(TEST_PIECE, "test", dataset) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.evaluate import _fit_logistic
+from benchmarks.calibrate import fit_logistic
 from service.identify import Calibration, margin_statistic, vote_scores
 
 
@@ -30,7 +30,7 @@ def test_logistic_fit_recovers_known_parameters() -> None:
     rng = np.random.default_rng(0)
     z = rng.normal(scale=5.0, size=20_000)
     y = (rng.random(z.size) < 1.0 / (1.0 + np.exp(-(0.8 * z - 1.0)))).astype(np.float64)
-    a, b = _fit_logistic(np.column_stack([z, np.ones_like(z)]), y)
+    a, b = fit_logistic(np.column_stack([z, np.ones_like(z)]), y)
     assert abs(a - 0.8) < 0.05 and abs(b + 1.0) < 0.1
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.audio import SAMPLE_RATE
 from model.data import dataset as ds
 from model.data.build import music_font_for, onset_pairs, renditions_for, score_xml
 from model.data.corpus import load_splits, pieces_in, split_of
@@ -106,7 +107,7 @@ def build_performance(piece_id: str, split: str, root: Path) -> dict | None:
     t0 = time.time()
     spec = next(s for s in pieces_in(load_splits()) if s.id == piece_id)
     assert isinstance(spec, PieceSpec)
-    record_file = root / ds.PIECES_DIR / f"{ds.piece_key(piece_id)}.npz"
+    record_file = ds.record_path(root, piece_id)
     if not record_file.exists():
         raise FileNotFoundError(f"{piece_id}: build the main dataset first (`sheetid data build`)")
     rec = ds.load_record(record_file, with_audio=False)
@@ -123,10 +124,10 @@ def build_performance(piece_id: str, split: str, root: Path) -> dict | None:
     wave = render(eng.notes, bpm, font)
     audio = performance_path(root, piece_id, ".flac")
     audio.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(audio, wave, 22050)
-    perf = Performance(piece_id, bpm, font, onset_q, onset_system, page_x, onset_x,
-                       {"split": split, "notes": len(eng.notes), "replayed_notes": replayed,
-                        "printed_onsets": len(rec.onset_q), "seconds_audio": round(len(wave) / 22050, 2)})  # fmt: skip
+    sf.write(audio, wave, SAMPLE_RATE)
+    meta = {"split": split, "notes": len(eng.notes), "replayed_notes": replayed, "printed_onsets": len(rec.onset_q),
+            "seconds_audio": round(len(wave) / SAMPLE_RATE, 2)}  # fmt: skip
+    perf = Performance(piece_id, bpm, font, onset_q, onset_system, page_x, onset_x, meta)
     perf.meta["backward_jumps"] = len(perf.backward_jumps())
     save_performance(perf, root)
     return dict(perf.meta, onsets=len(onset_q), seconds=round(time.time() - t0, 2))

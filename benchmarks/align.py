@@ -1,5 +1,8 @@
 """`sheetid eval align`: alignment error of global DTW and of the jump-aware alignment, side by side.
 
+The truth is the data engine's note-head x of every onset, mapped into the strip the indexer built from
+the PDF; the linear baseline spreads the plain recording evenly over the piece's snippets.
+
 Three sets of queries, all against the piece's PDF indexed through the real indexer:
 - plain: the dataset's renditions, played straight through as printed (today's protocol);
 - repeats: the renditions that play repeats, endings and da capo (`sheetid data repeats`);
@@ -23,15 +26,18 @@ import numpy as np
 import soundfile as sf
 from sqlalchemy import select
 
+from benchmarks.dataset_library import index_dataset
 from indexer.library import Library, PieceSnippets
 from indexer.store import Piece, SystemRow
-from model.audio import FPS
+from model.audio import FPS, SAMPLE_RATE
 from model.data import dataset as ds
 from model.data import repeats as rp
+from model.data.engrave import RASTER_SCALE
 from model.sheet import Strip, System
 from service.align import Alignment, cost_matrix, monotone_alignment
 from service.jumps import Penalties, jump_alignment
 
+ENGRAVED_PAGE_WIDTH = 840 * RASTER_SCALE  # the data engine's A4 page: 840 verovio px, rasterised at RASTER_SCALE
 EXCERPT_SECONDS = 20.0  # length of a mid-piece excerpt
 EXCERPTS_PER_RENDITION = 2  # excerpts cut from each plain and each performed rendition
 EXCERPT_START = (0.2, 0.8)  # excerpts start within this share of the rendition
@@ -67,7 +73,7 @@ def truth_in_index(indexed: Strip, page_w: float, rec: ds.PieceRecord, times: np
     if len(indexed.systems) != len(rec.strip.systems):
         raise NoTruth(f"{rec.id}: detector found {len(indexed.systems)} systems, engraving has "
                       f"{len(rec.strip.systems)}")  # fmt: skip
-    ratio = page_w / 1680.0  # the data engine's pages are 1680 px wide
+    ratio = page_w / ENGRAVED_PAGE_WIDTH
     sys_idx, page_x = rec.strip.locate(onset_x.astype(np.float64))
     xs = np.array([float(indexed.strip_x(int(i), px * ratio)) for i, px in zip(sys_idx, page_x, strict=True)])
     scale = float(np.mean([s.scale for s in indexed.systems]))
@@ -111,16 +117,6 @@ class _Tally:
         return out
 
 
-def index_pieces(library: Library, dataset: Path, pieces: list[str], log: Callable[[str], None]) -> dict[str, int]:
-    """Index these pieces' PDFs (already indexed ones are found by their hash); returns id → piece id."""
-    ids = {}
-    for pid in pieces:
-        data = (dataset / ds.PDF_DIR / f"{ds.piece_key(pid)}.pdf").read_bytes()
-        ids[pid] = library.add_pdf(data, title=pid).piece_id
-    log(f"{len(ids)} pieces indexed")
-    return ids
-
-
 def _methods(penalties: list[Penalties]) -> dict[str, Penalties]:
     return {"jumps" if i == 0 else f"jumps{i}": p for i, p in enumerate(penalties)}
 
@@ -142,20 +138,20 @@ def _score(tally: _Tally, pid: str, precomputed: tuple[np.ndarray, PieceSnippets
     log(f"{pid} [{label}]: " + ", ".join(line))
 
 
-def evaluate_alignment(library: Library, dataset: Path, split: str = "test", penalties: list[Penalties] | None = None,
+def evaluate_align(library: Library, dataset: Path, split: str = "test", penalties: list[Penalties] | None = None,
                        seed: int = 0, log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Plain, performed (repeats) and mid-piece-excerpt alignment error for both methods."""
     penalties = penalties or [Penalties()]
-    pieces = sorted(p for p, m in ds.read_manifest(dataset)["pieces"].items() if m["split"] == split)
-    ids = index_pieces(library, dataset, pieces, log)
+    pieces = ds.built_pieces(dataset, [split])
+    ids = index_dataset(library, dataset, [split], log)
     performed = rp.read_manifest(dataset)["pieces"]
     rng = np.random.default_rng(seed)
     sets = {"plain": _Tally(), "repeats": _Tally(), "excerpts": _Tally()}
     linear, skipped = [], []
     for pid in pieces:
-        rec = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(pid)}.npz", with_audio=False)
+        rec = ds.load_record(ds.record_path(dataset, pid), with_audio=False)
         indexed, page_w = indexed_strip(library, ids[pid])
-        queries = [("plain", dataset / ds.AUDIO_DIR / f"{ds.piece_key(pid)}.flac",
+        queries = [("plain", ds.audio_path(dataset, pid),
                     rec.onset_q * 60.0 / rec.renditions[0].bpm, rec.onset_x)]  # fmt: skip
         if pid in performed:
             perf = rp.load_performance(dataset, pid)
@@ -171,11 +167,11 @@ def evaluate_alignment(library: Library, dataset: Path, split: str = "test", pen
             pre = cost_matrix(library, ids[pid], wave)
             _score(sets[kind], pid, pre, truth, indexed, False, penalties, log, kind)
             if kind == "plain":
-                snippets, duration = pre[1], len(wave) / 22050
+                snippets, duration = pre[1], len(wave) / SAMPLE_RATE
                 lin = snippets.strip_x[0] + (snippets.strip_x[-1] - snippets.strip_x[0]) * truth.times / duration
                 linear.append(np.abs(lin - truth.strip_x) / truth.page_width)
             for _ in range(EXCERPTS_PER_RENDITION):
-                start = float(rng.uniform(*EXCERPT_START)) * len(wave) / 22050
+                start = float(rng.uniform(*EXCERPT_START)) * len(wave) / SAMPLE_RATE
                 cost, centres, part = excerpt(pre[2], pre[0], truth, start)
                 _score(sets["excerpts"], pid, (centres, pre[1], cost), part, indexed, True, penalties, log,
                        f"{kind} excerpt at {start:.0f} s")  # fmt: skip
