@@ -73,10 +73,11 @@ def data_repeats(
     from model.data.repeats import SPLITS, build_performances, summarize
 
     try:
-        manifest = build_performances(dataset, tuple(split or SPLITS), only, workers, log=typer.echo)
+        splits = tuple(split or SPLITS)
+        manifest = build_performances(dataset, splits, only, workers, log=typer.echo)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    typer.echo(json.dumps({"splits": summarize(manifest, dataset), "failures": sorted(manifest["failures"])},
+    typer.echo(json.dumps({"splits": summarize(manifest, dataset, splits), "failures": sorted(manifest["failures"])},
                           indent=1))  # fmt: skip
 
 

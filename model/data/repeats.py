@@ -172,14 +172,14 @@ def build_performances(root: Path, splits: tuple[str, ...] = SPLITS, only: list[
     return manifest
 
 
-def summarize(manifest: dict, root: Path) -> dict[str, dict[str, int]]:
+def summarize(manifest: dict, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, dict[str, int]]:
     """Per split: pieces with repeats, pieces without (skipped), failures."""
-    splits = {pid: p["split"] for pid, p in ds.read_manifest(root)["pieces"].items()}
+    split_of_piece = {pid: p["split"] for pid, p in ds.read_manifest(root)["pieces"].items()}
     out: dict[str, dict[str, int]] = {}
-    for pid in splits:
-        if splits[pid] not in SPLITS:
+    for pid, split in split_of_piece.items():
+        if split not in splits:
             continue
-        row = out.setdefault(splits[pid], {"with_repeats": 0, "no_repeats": 0, "failed": 0})
+        row = out.setdefault(split, {"with_repeats": 0, "no_repeats": 0, "failed": 0})
         if pid in manifest["pieces"]:
             row["with_repeats"] += 1
         elif pid in manifest["no_repeats"]:
