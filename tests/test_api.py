@@ -96,6 +96,7 @@ def test_identify_and_align(client: TestClient, pdfs: dict[str, bytes], dataset:
     assert len(points) > 10 and points[0]["time"] < points[-1]["time"]
     assert all(p["page"] == 1 for p in points)
     assert r.json()["page_size"]["1"][0] > 500
+    assert r.json()["jumps"] == []  # played straight through: the jump-aware path does not jump
 
 
 def test_hostile_pdfs_get_4xx_and_change_nothing(client: TestClient, pdfs: dict[str, bytes]) -> None:
