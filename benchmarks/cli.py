@@ -124,13 +124,22 @@ def eval_systems(
 def eval_align(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    split: Annotated[str, typer.Option(help="test | validation (tune penalties on validation)")] = "test",
+    penalty: Annotated[list[str] | None, typer.Option(help="JUMP,START,END penalties of the jump-aware "
+                                                      "alignment; repeat to compare several")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Median alignment error (page widths) on test pieces, against the linear baseline."""
+    """Median alignment error (page widths) and right-system share, global DTW beside the jump-aware
+    alignment, on plain renditions, renditions that play repeats, and mid-piece excerpts."""
     from benchmarks.align import evaluate_align
     from indexer.library import open_library
+    from service.jumps import Penalties
 
-    result = evaluate_align(open_library(library), dataset, log=_log)
+    try:
+        grid = [Penalties(*(float(v) for v in p.split(","))) for p in penalty or []]
+    except (TypeError, ValueError):
+        raise typer.BadParameter("--penalty is three numbers: JUMP,START,END") from None
+    result = evaluate_align(open_library(library), dataset, split, grid or None, log=_log)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 

@@ -99,6 +99,7 @@ def test_identify_and_align(client: TestClient, pdfs: dict[str, bytes], dataset:
     assert all(0 <= p["x"] <= width and 0 <= (p["box"][1] + p["box"][3]) / 2 <= height for p in points)
     first = [p["x"] for p in points if p["system"] == points[0]["system"]]
     assert first[-1] > first[0]  # within a system the music moves right (tests/test_align.py turns pages)
+    assert r.json()["jumps"] == []  # played straight through: the jump-aware path does not jump
 
 
 def test_hostile_pdfs_get_4xx_and_change_nothing(client: TestClient, pdfs: dict[str, bytes]) -> None:
