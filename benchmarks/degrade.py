@@ -8,6 +8,7 @@ order of a real scan: toned paper and ink, uneven light, optical blur, sensor no
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -77,10 +78,12 @@ def degrade_page(page: np.ndarray, rng: np.random.Generator, style: ScanStyle = 
     return np.asarray(Image.open(buffer).convert("L"), dtype=np.uint8), homography
 
 
-def map_box(box: tuple[float, float, float, float], homography: np.ndarray) -> tuple[float, float, float, float]:
-    """An axis-aligned box (x0, y0, x1, y1) carried through a homography: each side is the mean of its
-    two mapped corners, so a box that stays (nearly) upright keeps its staff-line edges."""
+def map_box(box: tuple[float, float, float, float], homography: np.ndarray,
+            then: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[float, float, float, float]:  # fmt: skip
+    """An axis-aligned box (x0, y0, x1, y1) carried through a homography (and then a point map): each
+    side is the mean of its two mapped corners, so a box that stays (nearly) upright keeps its
+    staff-line edges."""
     x0, y0, x1, y1 = box
-    pts = np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]], np.float64)
-    (tl, tr, br, bl) = cv2.perspectiveTransform(pts, homography)[0]
+    pts = cv2.perspectiveTransform(np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]], np.float64), homography)[0]
+    (tl, tr, br, bl) = then(pts) if then is not None else pts
     return ((tl[0] + bl[0]) / 2, (tl[1] + tr[1]) / 2, (tr[0] + br[0]) / 2, (bl[1] + br[1]) / 2)

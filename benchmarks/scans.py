@@ -63,11 +63,11 @@ def evaluate_scans(dataset: Path, splits: tuple[str, ...] = ("test",), seed: int
             seconds, n_pages = seconds + time.perf_counter() - t0, n_pages + 1
             images.append(prepared.image)
             found += systems
-            # engine frame → raster → scan (homography) → straightened scan (the front-end's rotation)
-            to_page = np.diag([page.shape[1] / ENGINE_PAGE_WIDTH] * 2 + [1.0])
-            to_straight = np.vstack([prepared.matrix, [0.0, 0.0, 1.0]]) @ homography @ to_page
-            truth += [(i, map_box((t.left, t.top, t.right, t.bottom), to_straight)) for t in rec.strip.systems
-                      if t.page == i]  # fmt: skip
+            # engine frame → raster → scan (homography) → straightened scan (the front-end's rotation
+            # and shear)
+            to_scan = homography @ np.diag([page.shape[1] / ENGINE_PAGE_WIDTH] * 2 + [1.0])
+            truth += [(i, map_box((t.left, t.top, t.right, t.bottom), to_scan, prepared.to_image))
+                      for t in rec.strip.systems if t.page == i]  # fmt: skip
         hits = _matches(truth, found, min_iou)
         ratios[pid] = snippet_count(images, found, settings.snippet_hop) / max(1, clean_snippets)
         log(f"{pid}: {len(truth)} systems, {len(found)} detected, {hits} matched, snippets ×{ratios[pid]:.3f}")

@@ -10,7 +10,7 @@ import torch
 
 from indexer.pdf import BadInput
 from model.nets import SheetAudioNet
-from model.sheet import SNIPPET_WIDTH, STRIP_HEIGHT, Strip, cut_snippets, detect_systems, snippet_centres, unroll
+from model.sheet import SNIPPET_WIDTH, STRIP_HEIGHT, Strip, cut_snippets, read_page, snippet_centres, unroll
 
 EMBED_BATCH = 256  # snippets per forward pass
 
@@ -23,6 +23,8 @@ class EmbeddedScore:
     boxes: np.ndarray  # (N, 4) x0, y0, x1, y1 on the snippet's page (page px)
     pages: np.ndarray  # (N,) 0-based page of each snippet
     vectors: np.ndarray  # (N, 32) float32, unit length
+    page_images: list[np.ndarray]  # the pages as kept: flat-fielded and straightened, boxes in this frame
+    pages_without_music: list[int]  # 1-based pages where no staff system was found (title, text, blank)
 
 
 @torch.no_grad()
@@ -41,8 +43,11 @@ def embed_pages(
     device: str = "cpu",
     progress: Callable[[float], None] | None = None,
 ) -> EmbeddedScore:
-    """Find the staff systems of every page, unroll them and embed a sliding window of snippets."""
-    systems = [s for i, page in enumerate(pages) for s in detect_systems(page, i)]
+    """Straighten every page and find its staff systems, unroll them and embed a sliding window of
+    snippets. Pages without music are skipped (and named); a PDF without any is refused."""
+    readings = [read_page(page, i) for i, page in enumerate(pages)]
+    pages = [image for image, _ in readings]
+    systems = [s for _, found in readings for s in found]
     if not systems:
         raise BadInput("no staff systems found: is this sheet music?")
     strip = unroll(pages, systems)
@@ -59,4 +64,5 @@ def embed_pages(
     boxes = np.stack([page_x - SNIPPET_WIDTH / 2 / scale, mid - STRIP_HEIGHT / 2 / scale,
                       page_x + SNIPPET_WIDTH / 2 / scale, mid + STRIP_HEIGHT / 2 / scale], axis=1)  # fmt: skip
     page_of = np.array([strip.systems[i].page for i in sys_idx])
-    return EmbeddedScore(strip, centres, sys_idx, boxes, page_of, np.concatenate(vectors))
+    without = [i + 1 for i, (_, found) in enumerate(readings) if not found]
+    return EmbeddedScore(strip, centres, sys_idx, boxes, page_of, np.concatenate(vectors), pages, without)

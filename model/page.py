@@ -18,10 +18,15 @@ INK_THRESHOLD = 192  # grey level (on a flat-fielded page) below which a pixel c
 BACKGROUND_CELLS = 64  # the paper level is estimated on a grid this many cells across the page
 MIN_CONTRAST = 64  # a page whose darkest ink is within this of the paper holds no ink at all
 NOISE_TO_DENOISE = 2.0  # grey-level noise above which the page is smoothed before thresholding
+DENOISE_SIGMA = 1.0  # px: Gaussian smoothing of a noisy page
+NOISE_MARGIN, MIN_DROP = 4.0, 12.0  # on a noisy page ink is this many noise spreads (at least MIN_DROP
+MAX_INK_THRESHOLD = 235  # grey levels) darker than the paper, and darker than this in any case
 MAX_SKEW = 3.0  # degrees: the deskew search range, either way
 COARSE_STEP, FINE_STEP = 0.2, 0.04  # degrees: the deskew search, coarse then around the best angle
 MIN_SKEW = 0.04  # degrees: smaller rotations are left alone (under 1 px over a 1,400-px line)
 SKEW_STRIPS = 24  # column strips whose row profiles are shifted against each other in the search
+SHEAR_BANDS = 6  # horizontal bands whose leftover slope is measured after the rotation (perspective)
+MAX_SHEAR = 0.8  # degrees: the leftover slope searched in each band, either way
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,18 @@ class PreparedPage:
     ink: np.ndarray  # bool ink mask of `image`, denoised where the page was noisy
     metrics: StaffMetrics
     angle: float  # degrees the input was rotated by to straighten it (0 when left alone)
-    matrix: np.ndarray  # (2, 3) affine map from input page px to `image` px
+    matrix: np.ndarray  # (2, 3) affine map from input page px to the rotated page
+    shear: np.ndarray | None = None  # (2, n) band centre y and leftover slope (tan) removed after rotating
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """Input page points (N, 2) → `image` px: the rotation, then the inverse of the band shear."""
+        xy = np.asarray(points, np.float64) @ self.matrix[:, :2].T + self.matrix[:, 2]
+        if self.shear is not None:
+            cx, y = self.image.shape[1] / 2.0, xy[:, 1].copy()
+            for _ in range(4):  # y_rotated = y_image + (x - cx)·slope(y_image), solved by fixed point
+                y = xy[:, 1] - (xy[:, 0] - cx) * np.interp(y, self.shear[0], self.shear[1])
+            xy[:, 1] = y
+        return xy
 
 
 def flat_field(page: np.ndarray) -> np.ndarray:
@@ -65,25 +81,34 @@ def flat_field(page: np.ndarray) -> np.ndarray:
     return np.clip(flat * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _paper_spread(page: np.ndarray) -> tuple[float, float]:
+    """(median, robust spread) of the paper's grey levels, from every fourth pixel brighter than ink."""
+    sample = page[::4, ::4]
+    paper = sample[sample > INK_THRESHOLD]
+    if paper.size < 100:
+        return 255.0, 0.0
+    counts = np.bincount(paper, minlength=256)
+    cumulative = np.cumsum(counts)
+    median = int(np.searchsorted(cumulative, paper.size / 2.0))
+    deviation = np.bincount(np.abs(np.arange(256) - median), weights=counts, minlength=256)
+    mad = int(np.searchsorted(np.cumsum(deviation), paper.size / 2.0))
+    return float(median), 1.4826 * mad
+
+
 def noise_level(page: np.ndarray) -> float:
-    """Grey-level noise of the paper: robust spread (MAD) of horizontal neighbour differences on paper
-    pixels of every fourth row."""
-    rows = page[::8].astype(np.int16)
-    diff = np.abs(np.diff(rows, axis=1))
-    paper = (rows[:, 1:] > INK_THRESHOLD) & (rows[:, :-1] > INK_THRESHOLD)
-    counts = np.bincount(diff[paper], minlength=256)
-    if counts.sum() < 100:
-        return 0.0
-    median = int(np.searchsorted(np.cumsum(counts), counts.sum() / 2.0))
-    return 1.4826 * median / np.sqrt(2.0)
+    """Grey-level noise of the paper of a flat-fielded page (0 for a born-digital page)."""
+    return _paper_spread(page)[1]
 
 
 def ink_mask(page: np.ndarray, noise: float) -> np.ndarray:
-    """Ink pixels of a flat-fielded page; a noisy page is smoothed first so noise neither breaks staff
-    lines into short runs nor scatters ink specks over the paper."""
-    if noise > NOISE_TO_DENOISE:
-        page = cv2.GaussianBlur(page, (0, 0), 0.8)
-    return page < INK_THRESHOLD
+    """Ink pixels of a flat-fielded page. A noise-free page is cut at INK_THRESHOLD; a noisy one is
+    smoothed first, so noise neither breaks staff lines into short runs nor scatters ink specks, and
+    cut just below its paper's noise, so thin lines that blur left light grey still count as ink."""
+    if noise <= NOISE_TO_DENOISE:
+        return page < INK_THRESHOLD
+    smooth = cv2.GaussianBlur(page, (0, 0), DENOISE_SIGMA)
+    paper, spread = _paper_spread(smooth)
+    return smooth < np.clip(paper - max(NOISE_MARGIN * spread, MIN_DROP), INK_THRESHOLD, MAX_INK_THRESHOLD)
 
 
 def _mode(lengths: np.ndarray, limit: int) -> float:
@@ -157,8 +182,41 @@ def skew_angle(ink: np.ndarray) -> float:
     return _peak(fine, _sharpness(profiles, centres, fine))
 
 
+def _band_slopes(ink: np.ndarray) -> np.ndarray | None:
+    """(2, SHEAR_BANDS) band centre y and slope (tan) of the staff lines in horizontal bands, or None
+    when every band is level: a slight perspective tilts the top and bottom of a page differently."""
+    h = ink.shape[0]
+    edges = np.linspace(0, h, SHEAR_BANDS + 1).astype(int)
+    angles = np.arange(-MAX_SHEAR, MAX_SHEAR + 1e-9, FINE_STEP)
+    slopes, centres = [], []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        band = ink[a:b]
+        if band.sum() < band.shape[1]:  # (nearly) empty band: no lines to measure
+            continue
+        profiles, strip_centres = _strip_profiles(band)
+        slopes.append(np.tan(np.radians(_peak(angles, _sharpness(profiles, strip_centres, angles)))))
+        centres.append((a + b) / 2.0)
+    if not slopes or np.abs(np.degrees(np.arctan(slopes))).max() < MIN_SKEW:
+        return None
+    return np.array([centres, slopes])
+
+
+def _unshear(image: np.ndarray, shear: np.ndarray) -> np.ndarray:
+    """Shift every column of each row so that lines sloping by the band slopes become level."""
+    h, w = image.shape
+    slope = np.interp(np.arange(h, dtype=np.float64), shear[0], shear[1]).astype(np.float32)
+    x = np.arange(w, dtype=np.float32)
+    map_x = np.broadcast_to(x[None, :], (h, w)).astype(np.float32)
+    map_y = (np.arange(h, dtype=np.float32)[:, None] + (x[None, :] - w / 2.0) * slope[:, None]).astype(np.float32)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderValue=255)
+
+
 def prepare(page: np.ndarray, deskew: bool = True) -> PreparedPage:
-    """Flat-field, straighten (unless told not to) and binarise a greyscale page for staff detection."""
+    """Flat-field, straighten (unless told not to) and binarise a greyscale page for staff detection.
+
+    Straightening is a rotation by the page's skew, then, where a slight perspective leaves bands of
+    the page still sloping, a per-band shear that levels them.
+    """
     if page.ndim != 2:
         raise ValueError("expected a greyscale page")
     image = flat_field(page)
@@ -166,10 +224,15 @@ def prepare(page: np.ndarray, deskew: bool = True) -> PreparedPage:
     ink = ink_mask(image, noise)
     angle = skew_angle(ink) if deskew else 0.0
     h, w = image.shape
-    if abs(angle) < MIN_SKEW:
-        angle, matrix = 0.0, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    else:
+    matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    if abs(angle) >= MIN_SKEW:
         matrix = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
         image = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=255)
         ink = ink_mask(image, noise)
-    return PreparedPage(image=image, ink=ink, metrics=staff_metrics(ink), angle=angle, matrix=matrix)
+    else:
+        angle = 0.0
+    shear = _band_slopes(ink) if deskew else None
+    if shear is not None:
+        image = _unshear(image, shear)
+        ink = ink_mask(image, noise)
+    return PreparedPage(image=image, ink=ink, metrics=staff_metrics(ink), angle=angle, matrix=matrix, shear=shear)

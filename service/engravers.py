@@ -19,7 +19,7 @@ from pathlib import Path
 from indexer.pdf import rasterise
 from model.data.build import score_xml
 from model.data.corpus import load_splits, pieces_in
-from model.sheet import detect_systems
+from model.sheet import read_page
 from service.evaluate import box_iou
 
 MSCORE = "mscore3"  # Debian package musescore3
@@ -59,7 +59,7 @@ def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = 0.8
             for i, (page, svg) in enumerate(zip(pages, svgs, strict=True)):
                 truth, width = musescore_systems(svg.read_text())
                 r = page.shape[1] / width
-                boxes = [(s.left, s.top, s.right, s.bottom) for s in detect_systems(page, i)]
+                boxes = [(s.left, s.top, s.right, s.bottom) for s in read_page(page, i)[1]]
                 truths, found = truths + len(truth), found + len(boxes)
                 hits += sum(any(box_iou((t[0] * r, t[1] * r, t[2] * r, t[3] * r), b) >= min_iou for b in boxes)
                             for t in truth)  # fmt: skip

@@ -210,7 +210,7 @@ def evaluate_systems(dataset: Path, splits: tuple[str, ...] = ("test",), dpi: in
                      min_iou: float = 0.8) -> dict:  # fmt: skip
     """Staff-system detection on the data engine's PDFs against the systems verovio drew (IoU ≥ 0.8)."""
     from indexer.pdf import rasterise
-    from model.sheet import detect_systems
+    from model.sheet import read_page
 
     tp = n_true = n_found = 0
     for pid, meta in sorted(ds.read_manifest(dataset)["pieces"].items()):
@@ -219,7 +219,7 @@ def evaluate_systems(dataset: Path, splits: tuple[str, ...] = ("test",), dpi: in
         rec = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(pid)}.npz", with_audio=False)
         pages = rasterise((dataset / ds.PDF_DIR / f"{ds.piece_key(pid)}.pdf").read_bytes(), dpi, 10**9)
         ratio = pages[0].shape[1] / 1680.0
-        found = [s for i, p in enumerate(pages) for s in detect_systems(p, i)]
+        found = [s for i, p in enumerate(pages) for s in read_page(p, i)[1]]
         truth = [s for s in rec.strip.systems]
         n_true, n_found = n_true + len(truth), n_found + len(found)
         for t in truth:
