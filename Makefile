@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-soundfont-small \
 	csound-soundfont timgm6mb-soundfont poppler-utils
 APT_TEST_PACKAGES := chromium chromium-driver postgresql  # browser end-to-end test; library tests on PostgreSQL
+APT_BENCH_PACKAGES := musescore3 lilypond  # system detection on other engravers' PDFs (`eval systems --engraver`)
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: install system-deps test lint demo data train corpus-library eval bench docker-smoke clean
@@ -55,9 +56,13 @@ corpus-library: install
 	$(VENV)/bin/sheetid data build
 	SHEETID_DATA_DIR=$(CURDIR)/data/corpus-library $(VENV)/bin/sheetid index data/dataset/pdf
 
-eval: corpus-library
+eval: EXTRA_APT = $(APT_BENCH_PACKAGES)
+eval: system-deps corpus-library
 	$(VENV)/bin/sheetid eval snippets
 	$(VENV)/bin/sheetid eval systems
+	$(VENV)/bin/sheetid eval systems --degrade scan
+	$(VENV)/bin/sheetid eval systems --engraver musescore
+	$(VENV)/bin/sheetid eval systems --engraver lilypond
 	$(VENV)/bin/sheetid eval calibrate
 	$(VENV)/bin/sheetid eval identify
 	$(VENV)/bin/sheetid eval align

@@ -154,21 +154,33 @@ def eval_calibrate(
 def eval_systems(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     split: Annotated[list[str] | None, typer.Option("--split", help="splits (default: test)")] = None,
-    engraver: Annotated[str, typer.Option(help="verovio (the data engine's PDFs) or musescore (MuseScore 3)")] = (
+    engraver: Annotated[str, typer.Option(help="verovio (the data engine's PDFs), musescore or lilypond")] = (
         "verovio"
     ),
+    degrade: Annotated[str | None, typer.Option(help="'scan': seeded print-and-scan of the verovio PDFs")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the scan degradation")] = 0,
 ) -> None:
-    """Staff-system detection precision / recall (IoU ≥ 0.8) on verovio or MuseScore 3 PDFs."""
+    """Staff-system detection precision / recall (IoU ≥ 0.8) on verovio, MuseScore 3 or LilyPond PDFs,
+    or on degraded scans of the verovio PDFs."""
+    from benchmarks.lilypond import evaluate_lilypond
+    from benchmarks.scans import evaluate_scans
     from service.engravers import evaluate_musescore
     from service.evaluate import evaluate_systems
 
-    if engraver == "musescore":
-        results = [evaluate_musescore(s, log=lambda m: typer.echo(m, err=True)) for s in split or ["test"]]
+    log = lambda m: typer.echo(m, err=True)  # noqa: E731
+    splits = split or ["test"]
+    if degrade not in (None, "scan"):
+        raise typer.BadParameter("degrade is scan")
+    if degrade == "scan":
+        typer.echo(json.dumps(evaluate_scans(dataset, tuple(splits), seed=seed, log=log)))
+    elif engraver in ("musescore", "lilypond"):
+        evaluate = evaluate_musescore if engraver == "musescore" else evaluate_lilypond
+        results = [evaluate(s, log=log) for s in splits]
         typer.echo(json.dumps(results[0] if len(results) == 1 else results))
     elif engraver == "verovio":
-        typer.echo(json.dumps(evaluate_systems(dataset, tuple(split or ["test"]))))
+        typer.echo(json.dumps(evaluate_systems(dataset, tuple(splits))))
     else:
-        raise typer.BadParameter("engraver is verovio or musescore")
+        raise typer.BadParameter("engraver is verovio, musescore or lilypond")
 
 
 @eval_app.command("align")
