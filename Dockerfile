@@ -18,6 +18,7 @@ COPY pyproject.toml README.md cli.py /src/
 COPY model /src/model
 COPY indexer /src/indexer
 COPY service /src/service
+COPY benchmarks /src/benchmarks
 COPY migrations /src/migrations
 RUN pip install /src && python3 -c "import torch, faiss, verovio, cli"
 

@@ -32,7 +32,7 @@ install: system-deps $(STAMP)
 
 lint: install
 	$(PY) -m ruff check .
-	$(PY) -m mypy model indexer service cli.py
+	$(PY) -m mypy model indexer service benchmarks cli.py
 
 test: EXTRA_APT = $(APT_TEST_PACKAGES)
 test: install lint

@@ -1,23 +1,35 @@
-"""`sheetid` command line: thin wrappers that parse arguments and call model/, indexer/ and service/."""
+"""`sheetid` command line: thin wrappers that parse arguments, call model/, indexer/ and service/, and print.
+
+The benchmark commands (`eval ...`, `bench`, `demo-library`) live in benchmarks/cli.py and are mounted here.
+Refusals (indexer.errors) are printed as messages and exit with status 1.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from benchmarks.cli import DATASET, bench_cmd, demo_library_cmd, eval_app
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from indexer.settings import Settings
+
+T = TypeVar("T")
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Identify and follow sheet music from audio.",
 )
 data_app = typer.Typer(no_args_is_help=True, help="Build the training / evaluation dataset.")
-eval_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print the figures we report.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
-
-DATASET = Path("data/dataset")  # default dataset folder, relative to the working directory
+app.command("bench")(bench_cmd)
+app.command("demo-library")(demo_library_cmd)
 
 
 @data_app.command("splits")
@@ -68,132 +80,25 @@ def data_show(
 def train_cmd(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     out: Annotated[Path, typer.Option(help="checkpoint to write")] = Path("model/weights/sheetid.pt"),
-    minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 45.0,
+    minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 60.0,
     snapshot_minutes: Annotated[float | None, typer.Option(help="also save the weights reached by then")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="ablation: no augmentation")] = False,
-    steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 200,
+    steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 100,
     max_epochs: Annotated[int | None, typer.Option(help="stop after this many epochs")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 1234,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from <out>.resume.pt")] = False,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="name=value of TrainConfig, or "
+                                                        "model.name=value of ModelConfig; repeatable")] = None,
 ) -> None:
     """Train the embedding on the training split (CPU, or GPU when present); early-stops on validation."""
-    from model.config import TrainConfig
+    from model.config import TrainConfig, with_overrides
     from model.train import train
 
     cfg = TrainConfig(dataset=str(dataset), out=str(out), max_minutes=minutes, augment=not no_augment,
                       steps_per_epoch=steps_per_epoch, seed=seed, snapshot_minutes=snapshot_minutes,
                       max_epochs=max_epochs)  # fmt: skip
-    train(cfg, log=typer.echo)
-
-
-@eval_app.command("snippets")
-def eval_snippets(
-    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
-    weights: Annotated[Path | None, typer.Option(help="checkpoint (default: shipped)")] = None,
-    split: Annotated[str, typer.Option(help="test | test-chorales | validation")] = "test",
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
-    """Table-2 protocol: rank each query's counterpart among all snippets of the split."""
-    import torch
-
-    from model import checkpoint
-    from model.evaluate import evaluate_snippets
-
-    torch.set_num_threads(2)
-    model, version, _ = checkpoint.load(weights)
-    result = evaluate_snippets(model, dataset, split)
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    typer.echo(f"model {version}, split {split}, {result['candidates']} candidates")
-    for direction in ("audio_to_sheet", "sheet_to_audio"):
-        m = result[direction]
-        typer.echo(f"{direction:15s} R@1 {m['R@1']:6.2f}  R@10 {m['R@10']:6.2f}  R@25 {m['R@25']:6.2f}  MR {m['MR']}")
-
-
-def _library(data_dir: Path | None = None):  # type: ignore[no-untyped-def]
-    import torch
-
-    from indexer.library import Library
-    from indexer.settings import get_settings
-
-    settings = get_settings()
-    if data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": data_dir, "database_url": None})
-    torch.set_num_threads(settings.threads)
-    return Library(settings)
-
-
-EVAL_LIBRARY = Path("data/corpus-library")  # the benchmarks' own library: every corpus piece's PDF
-
-
-@eval_app.command("identify")
-def eval_identify(
-    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
-    library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
-    """Table-3 protocol: whole recordings and 10-s excerpts of test pieces against the full corpus library."""
-    from service.evaluate import evaluate_identify
-
-    result = evaluate_identify(_library(library), dataset, log=lambda m: typer.echo(m, err=True))
-    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
-
-
-@eval_app.command("calibrate")
-def eval_calibrate(
-    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
-    library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
-) -> None:
-    """Fit the confidence and the no-match threshold on the validation split; writes calibration.json."""
-    from service.evaluate import calibrate
-
-    typer.echo(json.dumps(calibrate(_library(library), dataset, log=lambda m: typer.echo(m, err=True))))
-
-
-@eval_app.command("systems")
-def eval_systems(
-    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
-    split: Annotated[list[str] | None, typer.Option("--split", help="splits (default: test)")] = None,
-    engraver: Annotated[str, typer.Option(help="verovio (the data engine's PDFs), musescore or lilypond")] = (
-        "verovio"
-    ),
-    degrade: Annotated[str | None, typer.Option(help="'scan': seeded print-and-scan of the verovio PDFs")] = None,
-    seed: Annotated[int, typer.Option(help="seed of the scan degradation")] = 0,
-) -> None:
-    """Staff-system detection precision / recall (IoU ≥ 0.8) on verovio, MuseScore 3 or LilyPond PDFs,
-    or on degraded scans of the verovio PDFs."""
-    from benchmarks.lilypond import evaluate_lilypond
-    from benchmarks.scans import evaluate_scans
-    from service.engravers import evaluate_musescore
-    from service.evaluate import evaluate_systems
-
-    log = lambda m: typer.echo(m, err=True)  # noqa: E731
-    splits = split or ["test"]
-    if degrade not in (None, "scan"):
-        raise typer.BadParameter("degrade is scan")
-    if degrade == "scan":
-        typer.echo(json.dumps(evaluate_scans(dataset, tuple(splits), seed=seed, log=log)))
-    elif engraver in ("musescore", "lilypond"):
-        evaluate = evaluate_musescore if engraver == "musescore" else evaluate_lilypond
-        results = [evaluate(s, log=log) for s in splits]
-        typer.echo(json.dumps(results[0] if len(results) == 1 else results))
-    elif engraver == "verovio":
-        typer.echo(json.dumps(evaluate_systems(dataset, tuple(splits))))
-    else:
-        raise typer.BadParameter("engraver is verovio, musescore or lilypond")
-
-
-@eval_app.command("align")
-def eval_align(
-    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
-    library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
-    """Median alignment error (page widths) on test pieces, against the linear baseline."""
-    from service.evaluate import evaluate_align
-
-    result = evaluate_align(_library(library), dataset, log=lambda m: typer.echo(m, err=True))
-    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
+    cfg = with_overrides(cfg, overrides or [])
+    train(cfg, log=typer.echo, resume=resume)
 
 
 def _pdfs(paths: list[Path]) -> list[Path]:
@@ -212,9 +117,10 @@ def index_cmd(
     """Add score PDFs to the library in SHEETID_DATA_DIR (re-running skips what is already indexed)."""
     from tqdm import tqdm
 
-    from indexer.pdf import BadInput
+    from indexer.errors import BadInput
+    from indexer.library import open_library
 
-    lib = _library()
+    lib = open_library()
     files = _pdfs(paths)
     failed = 0
     for f in tqdm(files, desc="indexing", unit="pdf"):
@@ -235,9 +141,10 @@ def pieces_cmd(as_json: Annotated[bool, typer.Option("--json", help="print JSON"
     """List the library."""
     from sqlalchemy import select
 
+    from indexer.library import open_library
     from indexer.store import Piece
 
-    lib = _library()
+    lib = open_library()
     counts = lib.counts()
     with lib.Session() as s:
         rows = [{"id": p.id, "title": p.title, "composer": p.composer, "pages": p.pages,
@@ -254,7 +161,9 @@ def pieces_cmd(as_json: Annotated[bool, typer.Option("--json", help="print JSON"
 @app.command("remove")
 def remove_cmd(piece_id: int) -> None:
     """Delete a piece and its vectors."""
-    if not _library().remove(piece_id):
+    from indexer.library import open_library
+
+    if not open_library().remove(piece_id):
         typer.echo(f"no piece {piece_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"removed piece {piece_id}")
@@ -263,20 +172,26 @@ def remove_cmd(piece_id: int) -> None:
 @app.command("reindex")
 def reindex_cmd() -> None:
     """Re-embed every piece with the current model (after a model change)."""
-    typer.echo(f"re-embedded {_library().reindex()} pieces")
+    from indexer.library import open_library
+
+    typer.echo(f"re-embedded {open_library().reindex()} pieces")
 
 
-def _wave(path: Path):  # type: ignore[no-untyped-def]
-    from fastapi import HTTPException
-
-    from indexer.settings import get_settings
-    from service.uploads import decode_audio
+def _refusing(what: Path, run: Callable[[], T]) -> T:
+    """run(), printing a refusal (bad audio, unknown piece) as a message and exiting with status 1."""
+    from indexer.errors import SheetidError
 
     try:
-        return decode_audio(path.read_bytes(), get_settings())
-    except HTTPException as exc:
-        typer.echo(f"refused {path}: {exc.detail}", err=True)
+        return run()
+    except SheetidError as exc:
+        typer.echo(f"refused {what}: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _wave(path: Path, settings: Settings) -> np.ndarray:
+    from service.uploads import decode_audio
+
+    return decode_audio(path.read_bytes(), settings)
 
 
 @app.command("identify")
@@ -285,19 +200,25 @@ def identify_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Which library piece is this recording?"""
+    from indexer.library import open_library
     from service.identify import identify
-    from service.routes.identify import identify_out
 
-    lib = _library()
-    out = identify_out(identify(lib, _wave(audio)), lib)
+    lib = open_library()
+    result = _refusing(audio, lambda: identify(lib, _wave(audio, lib.settings)))
+    meta = lib.titles([p.id for p in result.pieces])
+    pieces = [{"id": p.id, "title": meta[p.id][0], "composer": meta[p.id][1], "votes": p.votes,
+               "score": round(p.score, 4), "consistency": round(p.consistency, 4)}
+              for p in result.pieces if p.id in meta]  # fmt: skip
+    confidence = round(min(1.0, max(0.0, result.confidence)), 4)
     if as_json:
-        typer.echo(json.dumps(out.model_dump(include={"no_match", "confidence", "pieces"})))
+        typer.echo(json.dumps({"no_match": result.no_match, "confidence": confidence, "pieces": pieces}))
         return
-    typer.echo("NO MATCH" if out.no_match else "match", nl=False)
-    typer.echo(f" (confidence {out.confidence:.2f}, {out.excerpts} excerpts)")
-    for rank, p in enumerate(out.pieces[:5], 1):
-        who = f" — {p.composer}" if p.composer else ""
-        typer.echo(f"{rank}. [{p.id}] {p.title}{who}: {p.votes} votes, score {p.score:.1f}")
+    typer.echo("NO MATCH" if result.no_match else "match", nl=False)
+    typer.echo(f" (confidence {confidence:.2f}, {result.excerpts} excerpts)")
+    for rank, p in enumerate(pieces[:5], 1):
+        who = f" — {p['composer']}" if p["composer"] else ""
+        typer.echo(f"{rank}. [{p['id']}] {p['title']}{who}: consistency {p['consistency']:.2f}, "
+                   f"{p['votes']} votes, score {p['score']:.1f}")
 
 
 @app.command("align")
@@ -308,9 +229,11 @@ def align_cmd(
     plot: Annotated[Path | None, typer.Option(help="write the cost matrix and path as PNG")] = None,
 ) -> None:
     """Follow a recording through a piece: audio time → page, system, x."""
+    from indexer.library import open_library
     from service.align import align, plot_cost
 
-    result = align(_library(), piece, _wave(audio))
+    lib = open_library()
+    result = _refusing(audio, lambda: align(lib, piece, _wave(audio, lib.settings)))
     if plot:
         plot_cost(result, plot)
     points: list[dict[str, Any]] = [{"time": round(p.time, 2), "page": p.page, "system": p.system, "x": round(p.x, 1),
@@ -320,53 +243,6 @@ def align_cmd(
         return
     for p in points[:: max(1, len(points) // 20)]:
         typer.echo(f"{p['time']:7.2f} s → page {p['page']}, system {p['system'] + 1}, x {p['x']:.0f}")
-
-
-@app.command("demo-library")
-def demo_library(
-    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
-    split: Annotated[list[str] | None, typer.Option("--split", help="splits to index (default: test)")] = None,
-) -> None:
-    """Index the dataset's test-split PDFs into SHEETID_DATA_DIR and write example recordings."""
-    from service.demo import build_demo
-
-    examples = build_demo(_library(), dataset, tuple(split or ["test"]), log=typer.echo)
-    for e in examples:
-        typer.echo(f"example recording: {e}")
-
-
-@app.command("bench")
-def bench_cmd(
-    dataset: Annotated[Path, typer.Option(help="dataset folder (PDFs and recordings)")] = DATASET,
-    library: Annotated[Path, typer.Option(help="library to query (e.g. the eval library)")] = EVAL_LIBRARY,
-    scale: Annotated[list[int] | None, typer.Option(help="synthetic vector counts for the search benchmark")] = None,
-    clients: Annotated[int, typer.Option(help="parallel HTTP clients in the load benchmark")] = 4,
-    load_seconds: Annotated[float, typer.Option(help="length of the load benchmark (0 skips it)")] = 30.0,
-) -> None:
-    """Print speed figures: 10-page PDF indexing, identification latency, HTTP load, FAISS search at scale."""
-    import io
-
-    import soundfile as sf
-
-    from model.data import dataset as ds
-    from service import bench
-
-    lib = _library(library)
-    tests = sorted(p for p, m in ds.read_manifest(dataset)["pieces"].items() if m["split"] == "test")
-    pdfs = [dataset / ds.PDF_DIR / f"{ds.piece_key(p)}.pdf" for p in tests]
-    typer.echo(json.dumps({"index_10_page_pdf": bench.index_pdf(lib, bench.concat_pdfs(pdfs, 10))}))
-    wave, _ = sf.read(dataset / ds.AUDIO_DIR / f"{ds.piece_key(tests[0])}.flac", dtype="float32")
-    typer.echo(json.dumps({"identify_30s": dict(bench.identify_latency(lib, wave[: 30 * 22050]),
-                                                pieces=len(lib.counts()), vectors=lib.index.ntotal)}))  # fmt: skip
-    if load_seconds > 0:
-        buf = io.BytesIO()
-        sf.write(buf, wave[: 30 * 22050], 22050, format="WAV")
-        lib.close()
-        load = bench.serve_load(library, buf.getvalue(), clients, load_seconds)
-        typer.echo(json.dumps({"load_30s_recordings": load}))
-    for n in scale or [1_500_000]:
-        for factory in ("Flat", "HNSW32"):
-            typer.echo(json.dumps({"search": bench.search_scale(n, factory)}))
 
 
 @app.command("serve")

@@ -15,11 +15,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, box_iou
 from indexer.pdf import rasterise
 from model.data.build import score_xml
 from model.data.corpus import load_splits, pieces_in
 from model.sheet import read_page
-from service.evaluate import box_iou
 
 LILYPOND, MUSICXML2LY = "lilypond", "musicxml2ly"  # Debian package lilypond
 STAFF_LINE = re.compile(
@@ -54,7 +54,7 @@ def _engrave(xml: str, tmp: Path) -> tuple[bytes, list[str]]:
     return (tmp / "score.pdf").read_bytes(), [p.read_text() for p in svgs]
 
 
-def evaluate_lilypond(split: str = "test", dpi: int = 150, min_iou: float = 0.8,
+def evaluate_lilypond(split: str = "test", dpi: int = 150, min_iou: float = MIN_IOU,
                       log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Precision and recall (IoU ≥ min_iou) of the page front-end on LilyPond PDFs of a split's pieces."""
     if shutil.which(LILYPOND) is None or shutil.which(MUSICXML2LY) is None:
@@ -64,7 +64,7 @@ def evaluate_lilypond(split: str = "test", dpi: int = 150, min_iou: float = 0.8,
         with tempfile.TemporaryDirectory() as tmp:
             pdf, svgs = _engrave(score_xml(spec)[0], Path(tmp))
         hits = truths = found = 0
-        for i, (page, svg) in enumerate(zip(rasterise(pdf, dpi, 10**9), svgs, strict=True)):
+        for i, (page, svg) in enumerate(zip(rasterise(pdf, dpi, NO_PIXEL_LIMIT), svgs, strict=True)):
             truth, width = lilypond_systems(svg)
             r = page.shape[1] / width
             boxes = [(s.left, s.top, s.right, s.bottom) for s in read_page(page, i)[1]]

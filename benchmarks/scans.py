@@ -16,22 +16,25 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.degrade import SCAN, ScanStyle, degrade_page, map_box, scan_dpi
+from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, box_iou
 from indexer.pdf import rasterise
 from indexer.settings import Settings
+from model.config import ModelConfig
 from model.data import dataset as ds
+from model.embed import window_centres
 from model.page import prepare
-from model.sheet import System, find_systems, read_page, snippet_centres, unroll
-from service.evaluate import box_iou
+from model.sheet import System, find_systems, read_page, unroll
 
 ENGINE_PAGE_WIDTH = 1680.0  # px: the data engine's page rasters (2× verovio), the truth boxes' frame
+MODEL_CONFIG = ModelConfig()  # the shipped model's window and stride decide how many snippets a strip gives
 SNIPPET_TOLERANCE = 0.05  # a scan's snippet count should be within this share of the clean PDF's
 
 
-def snippet_count(pages: list[np.ndarray], systems: list[System], hop: int) -> int:
-    """Snippets the indexer would cut from these systems."""
+def snippet_count(pages: list[np.ndarray], systems: list[System], hop: int, cfg: ModelConfig = MODEL_CONFIG) -> int:
+    """Snippets (windows) the indexer would embed from these systems."""
     if not systems:
         return 0
-    return len(snippet_centres(unroll(pages, systems).image.shape[1], hop))
+    return len(window_centres(unroll(pages, systems).image.shape[1], cfg.sheet_window, cfg.stride, hop))
 
 
 def _matches(truth: list[tuple[int, tuple[float, float, float, float]]], found: list[System], min_iou: float) -> int:
@@ -39,7 +42,7 @@ def _matches(truth: list[tuple[int, tuple[float, float, float, float]]], found: 
                for page, box in truth)  # fmt: skip
 
 
-def evaluate_scans(dataset: Path, splits: tuple[str, ...] = ("test",), seed: int = 0, min_iou: float = 0.8,
+def evaluate_scans(dataset: Path, splits: tuple[str, ...] = ("test",), seed: int = 0, min_iou: float = MIN_IOU,
                    style: ScanStyle = SCAN, log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Precision and recall (IoU ≥ min_iou) of the page front-end on seeded scans of a split's PDFs,
     and each piece's snippet count relative to its clean PDF's."""
@@ -52,10 +55,10 @@ def evaluate_scans(dataset: Path, splits: tuple[str, ...] = ("test",), seed: int
         rng = np.random.default_rng([seed, n])
         rec = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(pid)}.npz", with_audio=False)
         pdf = (dataset / ds.PDF_DIR / f"{ds.piece_key(pid)}.pdf").read_bytes()
-        clean = [read_page(p, i) for i, p in enumerate(rasterise(pdf, settings.pdf_dpi, 10**9))]
+        clean = [read_page(p, i) for i, p in enumerate(rasterise(pdf, settings.pdf_dpi, NO_PIXEL_LIMIT))]
         clean_snippets = snippet_count([c[0] for c in clean], [s for c in clean for s in c[1]], settings.snippet_hop)
         images, found, truth = [], [], []
-        for i, page in enumerate(rasterise(pdf, scan_dpi(rng, style), 10**9)):
+        for i, page in enumerate(rasterise(pdf, scan_dpi(rng, style), NO_PIXEL_LIMIT)):
             scan, homography = degrade_page(page, rng, style)
             t0 = time.perf_counter()
             prepared = prepare(scan)

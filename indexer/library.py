@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +20,9 @@ from PIL import Image
 from sqlalchemy import delete, func, select, update
 
 from indexer.embed import embed_pages
-from indexer.pdf import BadInput, inspect_pdf, rasterise
-from indexer.settings import Settings
+from indexer.pdf import inspect_pdf, rasterise
+from indexer.settings import Settings, get_settings
+from indexer.snippet_map import PieceSnippets, SnippetMap
 from indexer.store import (
     Page,
     Piece,
@@ -36,6 +37,8 @@ from indexer.store import (
 )
 from indexer.vectors import VectorIndex
 from model import checkpoint
+from model.audio import spectrogram
+from model.embed import EMBED_DIM, embed_spectrogram
 
 Progress = Callable[[str, float], None]  # (stage, fraction done)
 
@@ -45,59 +48,6 @@ class AddResult:
     piece_id: int
     created: bool  # False when the same PDF (by content hash) was already in the library
     pages_without_music: list[int] = field(default_factory=list)  # 1-based pages skipped (title, text, blank)
-
-
-@dataclass
-class PieceSnippets:
-    ids: np.ndarray  # (N,) snippet ids in strip order
-    strip_x: np.ndarray  # (N,) centre in the unrolled strip
-    page: np.ndarray  # (N,) 1-based page
-    system: np.ndarray  # (N,) system index
-    boxes: np.ndarray  # (N, 4) x0, y0, x1, y1 on the page
-    vectors: np.ndarray  # (N, 32)
-
-
-class SnippetMap:
-    """FAISS id → (piece id, strip x), kept in sorted arrays for vectorised lookups."""
-
-    def __init__(self) -> None:
-        self.ids = np.zeros(0, np.int64)
-        self.pieces = np.zeros(0, np.int64)
-        self.strip_x = np.zeros(0, np.float64)
-
-    def set(self, ids: np.ndarray, pieces: np.ndarray, strip_x: np.ndarray) -> None:
-        order = np.argsort(ids)
-        self.ids = np.asarray(ids, np.int64)[order]
-        self.pieces = np.asarray(pieces, np.int64)[order]
-        self.strip_x = np.asarray(strip_x, np.float64)[order]
-
-    def add(self, ids: np.ndarray, piece: int, strip_x: np.ndarray) -> None:
-        self.set(np.concatenate([self.ids, ids]), np.concatenate([self.pieces, np.full(len(ids), piece)]),
-                 np.concatenate([self.strip_x, strip_x]))  # fmt: skip
-
-    def drop_piece(self, piece: int) -> None:
-        keep = self.pieces != piece
-        self.ids, self.pieces, self.strip_x = self.ids[keep], self.pieces[keep], self.strip_x[keep]
-
-    def _find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.asarray(ids, np.int64)
-        if len(self.ids) == 0:
-            return np.zeros(ids.shape, np.int64), np.zeros(ids.shape, bool)
-        pos = np.clip(np.searchsorted(self.ids, ids), 0, len(self.ids) - 1)
-        return pos, self.ids[pos] == ids
-
-    def piece_of(self, ids: np.ndarray) -> np.ndarray:
-        """Piece id per FAISS id; -1 for ids that are unknown (or -1 padding from FAISS)."""
-        pos, found = self._find(ids)
-        return np.where(found, self.pieces[pos] if len(self.ids) else -1, -1)
-
-    def piece_sizes(self) -> np.ndarray:
-        """Snippets per piece id (index = piece id)."""
-        return np.bincount(self.pieces) if len(self.pieces) else np.zeros(1, np.int64)
-
-    def strip_x_of(self, ids: np.ndarray) -> np.ndarray:
-        pos, found = self._find(ids)
-        return self.strip_x[pos[found]] if len(self.ids) else np.zeros(0)
 
 
 class Library:
@@ -153,7 +103,7 @@ class Library:
         ids = np.array([r[0] for r in rows], np.int64)
         pieces = np.array([r[1] for r in rows], np.int64)
         strip_x = np.array([r[2] for r in rows], np.float64)
-        vectors = vectors_from([r[3] for r in rows]) if with_vectors else np.zeros((0, 32), np.float32)
+        vectors = vectors_from([r[3] for r in rows]) if with_vectors else np.zeros((0, EMBED_DIM), np.float32)
         return ids, pieces, strip_x, vectors
 
     def _rebuild_index(self) -> None:
@@ -179,8 +129,9 @@ class Library:
         pages = rasterise(data, st.pdf_dpi, st.max_page_pixels)
         if progress:
             progress("rasterised", 0.1)
-        score = embed_pages(self.model, pages, st.snippet_hop, self.device,
-                            lambda f: progress("embedding", 0.1 + 0.8 * f) if progress else None)  # fmt: skip
+        score = embed_pages(self.model, pages, st.snippet_hop, self.device)
+        if progress:
+            progress("embedded", 0.9)
         with self.write_lock:
             # phase 1: the piece row, invisible to queries while pending
             with self.Session.begin() as s:
@@ -281,6 +232,23 @@ class Library:
             self._rebuild_index()
         return len(todo)
 
+    # ---- queries ----------------------------------------------------------------------------------
+    def embed_recording(self, wave: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """(excerpt centre frames, unit vectors) of a mono 22.05 kHz recording, with the library's model."""
+        return embed_spectrogram(self.model, spectrogram(wave), hop_frames, self.device)
+
+    def piece_sizes(self) -> np.ndarray:
+        """Indexed snippets per piece id (index = piece id)."""
+        return self.snippets.piece_sizes()
+
+    def search(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        """Ids of each vector's k nearest snippets, (n, k); -1 where fewer exist."""
+        return self.index.search(vectors, k)[1]
+
+    def without(self, pieces: Iterable[int]) -> LibraryView:
+        """This library as if `pieces` had never been indexed (evaluations leave the query's piece out)."""
+        return LibraryView(self, pieces)
+
     def piece_snippets(self, piece_id: int) -> PieceSnippets:
         """The piece's current-model snippets in strip order, with their page boxes and vectors."""
         with self.Session() as s:
@@ -297,6 +265,12 @@ class Library:
             vectors=vectors_from([r[8] for r in rows]),
         )
 
+    def titles(self, piece_ids: list[int]) -> dict[int, tuple[str, str | None]]:
+        """(title, composer) of each existing piece among `piece_ids`."""
+        with self.Session() as s:
+            rows = s.execute(select(Piece.id, Piece.title, Piece.composer).where(Piece.id.in_(piece_ids))).all()
+        return {int(r[0]): (r[1], r[2]) for r in rows}
+
     def counts(self) -> dict[int, int]:
         """Snippets per piece."""
         with self.Session() as s:
@@ -304,6 +278,47 @@ class Library:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class LibraryView:
+    """A library with some pieces left out: searches skip their snippets through a FAISS ID selector.
+
+    It answers the same queries as Library (embed_recording, piece_sizes, search, snippets), so the
+    production identification runs on it unchanged.
+    """
+
+    def __init__(self, library: Library, left_out: Iterable[int]) -> None:
+        self.library = library
+        self.settings = library.settings
+        self.snippets = library.snippets
+        self.left_out = np.array(sorted(set(left_out)), np.int64)
+        owned = np.isin(library.snippets.pieces, self.left_out)
+        # FAISS checks each candidate against a hash set: hand it the smaller of the two id sets
+        small_out = owned.sum() <= len(owned) // 2
+        self._allow = None if small_out else library.snippets.ids[~owned]
+        self._deny = library.snippets.ids[owned] if small_out else None
+
+    def embed_recording(self, wave: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.library.embed_recording(wave, hop_frames)
+
+    def piece_sizes(self) -> np.ndarray:
+        sizes = self.library.piece_sizes().copy()
+        sizes[self.left_out[self.left_out < len(sizes)]] = 0
+        return sizes
+
+    def search(self, vectors: np.ndarray, k: int) -> np.ndarray:
+        return self.library.index.search(vectors, k, allow=self._allow, deny=self._deny)[1]
+
+
+def open_library(data_dir: Path | None = None) -> Library:
+    """The library of the configured settings (CLI, benchmarks); `data_dir` points at another one."""
+    import torch
+
+    settings = get_settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir, "database_url": None})
+    torch.set_num_threads(settings.threads)
+    return Library(settings)
 
 
 def _title_from(filename: str | None) -> str | None:
@@ -329,4 +344,4 @@ def _pdf_metadata(data: bytes) -> tuple[str | None, str | None]:
     return title, author
 
 
-__all__ = ["AddResult", "BadInput", "Library"]
+__all__ = ["AddResult", "Library", "LibraryView", "PieceSnippets", "open_library"]

@@ -6,15 +6,9 @@ import io
 
 import numpy as np
 
+from indexer.errors import BadInput, UnsupportedType
+
 POINTS_PER_INCH = 72.0  # PDF user-space units
-
-
-class BadInput(ValueError):
-    """Input we refuse: the message is shown to the user (HTTP 4xx, CLI error)."""
-
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def inspect_pdf(data: bytes, max_pages: int, max_inches: float, dpi: int, max_pixels: int) -> int:
@@ -25,7 +19,7 @@ def inspect_pdf(data: bytes, max_pages: int, max_inches: float, dpi: int, max_pi
     if not data:
         raise BadInput("empty file")
     if not data.lstrip()[:5] == b"%PDF-":
-        raise BadInput("not a PDF (missing %PDF header)", status=415)
+        raise UnsupportedType("not a PDF (missing %PDF header)")
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:

@@ -1,7 +1,8 @@
-"""The one settings object: paths, limits and keys. Read from SHEETID_* environment variables or .env.
+"""The one settings object and the one `get_settings`: paths, limits and keys, from SHEETID_* or .env.
 
-It lives in indexer/ (not service/) because the CLI and the indexer need the same data directory and
-limits as the server, and data flows one way: service → indexer → model.
+It lives in indexer/ (not service/) because the CLI, the library and the server need the same data
+directory and limits, and data flows one way: service → indexer → model. The app uses `get_settings` as
+its dependency (tests override it); nothing else constructs settings from the environment.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: sqlite:///<data_dir>/library.sqlite3 (PostgreSQL works too)
     index_factory: str = "Flat"  # FAISS factory string: "Flat" (exact), "HNSW32", "IVF4096,Flat", ...
     weights: Path | None = None  # model checkpoint; default: the shipped weights
+    calibration: Path | None = None  # confidence calibration; default: calibration.json beside the weights
     device: str = "auto"  # "auto" (GPU when present), "cpu" or "cuda"
     threads: int = 2  # torch CPU threads
 
@@ -30,7 +32,7 @@ class Settings(BaseSettings):
     production: bool = False  # refuse to start with the placeholder API key
     api_key: SecretStr = SecretStr(PLACEHOLDER_KEY)  # required for POST/DELETE (header X-API-Key)
     protect_reads: bool = False  # also require the key for GET endpoints
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)  # browser origins allowed to call the API (JSON list)
 
     # limits (bad input gets a 4xx, never a crash)
     max_upload_mb: float = 50.0  # request body size for uploads → 413
@@ -45,14 +47,21 @@ class Settings(BaseSettings):
 
     # retrieval
     pdf_dpi: int = 150  # rasterisation DPI for uploaded PDFs
-    snippet_hop: int = 10  # px between indexed snippets at model scale
-    excerpt_hop: int = 10  # spectrogram frames between query excerpts (0.5 s)
+    snippet_hop: int = 16  # px between indexed snippets at model scale (must divide the model's stride, 16)
+    excerpt_hop: int = 8  # spectrogram frames between query excerpts (0.4 s; must divide the stride)
     top_k: int = 25  # neighbours per excerpt that vote (paper §5)
+    rerank: bool = True  # rank the vote shortlist by temporal consistency of the hits (service/consistency.py)
     no_match_threshold: float | None = None  # default: the value calibrated on validation (weights file)
 
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'library.sqlite3'}"
+
+    @property
+    def calibration_path(self) -> Path:
+        from model.checkpoint import DEFAULT_WEIGHTS
+
+        return self.calibration or (self.weights or DEFAULT_WEIGHTS).with_name("calibration.json")
 
     @property
     def pages_dir(self) -> Path:

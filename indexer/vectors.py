@@ -17,7 +17,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-DIM = 32  # embedding size
+from model.embed import EMBED_DIM as DIM
+
 HNSW_EF_SEARCH = 128  # search breadth for HNSW indexes (recall vs speed)
 IVF_NPROBE = 16  # lists visited per query for IVF indexes
 
@@ -81,17 +82,30 @@ class VectorIndex:
         with self.lock:
             return int(self.index.remove_ids(np.asarray(ids, dtype=np.int64)))  # type: ignore[arg-type]
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(similarities, ids), both (n, k); ids are -1 where fewer than k vectors exist."""
+    def search(self, queries: np.ndarray, k: int, allow: np.ndarray | None = None,
+               deny: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """(similarities, ids), both (n, k); ids are -1 where fewer than k vectors exist.
+
+        `allow` restricts the search to those ids, `deny` leaves those ids out (FAISS ID selectors, so the
+        k neighbours are the k nearest among the remaining vectors, not a filtered top k).
+        """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         faiss.normalize_L2(queries)
+        selectors = _selectors(allow, deny)
         with self.lock:
             inner = faiss.downcast_index(self.index.index)
+            params: Any = None
             if isinstance(inner, faiss.IndexHNSW):
                 inner.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+                if selectors:
+                    params = _search_params("SearchParametersHNSW", sel=selectors[-1], efSearch=inner.hnsw.efSearch)
             elif isinstance(inner, faiss.IndexIVF):
                 inner.nprobe = IVF_NPROBE
-            return self.index.search(queries, min(k, max(1, self.ntotal)))
+                if selectors:
+                    params = _search_params("SearchParametersIVF", sel=selectors[-1], nprobe=IVF_NPROBE)
+            elif selectors:
+                params = _search_params("SearchParameters", sel=selectors[-1])
+            return self.index.search(queries, min(k, max(1, self.ntotal)), params=params)
 
     def save(self, path: Path) -> None:
         """Index file first, then manifest, each written to a temp file, fsynced and renamed."""
@@ -117,6 +131,21 @@ class VectorIndex:
         if out.ntotal != manifest.ntotal:  # index and manifest from different saves
             return None
         return out
+
+
+def _search_params(kind: str, **fields: Any) -> Any:
+    """faiss.<kind>(**fields), built through getattr: the faiss type stubs lack these classes' fields."""
+    return getattr(faiss, kind)(**fields)
+
+
+def _selectors(allow: np.ndarray | None, deny: np.ndarray | None) -> list[Any]:
+    """The FAISS selector chain (last one is used); earlier entries keep the inner selectors alive."""
+    if allow is not None:
+        return [faiss.IDSelectorBatch(np.ascontiguousarray(allow, dtype=np.int64))]
+    if deny is not None and len(deny):
+        batch = faiss.IDSelectorBatch(np.ascontiguousarray(deny, dtype=np.int64))
+        return [batch, faiss.IDSelectorNot(batch)]
+    return []
 
 
 def manifest_path(index_path: Path) -> Path:

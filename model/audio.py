@@ -18,7 +18,6 @@ BANDS_PER_OCTAVE = 16  # logarithmic filterbank resolution
 FMIN, FMAX = 30.0, 6000.0  # Hz; band edges of the filterbank
 REF_FREQ = 440.0  # Hz; the filterbank's centre frequencies are 440 · 2^(k/16)
 N_BINS = 92  # filterbank bins produced by the constants above
-EXCERPT_FRAMES = 42  # frames per audio excerpt fed to the audio pathway (≈2.1 s)
 
 
 @lru_cache(maxsize=4)
@@ -70,26 +69,3 @@ def spectrogram(wave: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_audio(path_or_file: object, max_seconds: float | None = None) -> np.ndarray:
-    """Decode any format libsndfile or audioread reads, downmix to mono, resample to 22.05 kHz."""
-    import librosa  # imported lazily: it is slow to import and only needed for decoding
-
-    wave, _ = librosa.load(path_or_file, sr=SAMPLE_RATE, mono=True, duration=max_seconds)  # type: ignore[arg-type]
-    return wave.astype(np.float32)
-
-
-def excerpt_centres(n_spec_frames: int, hop_frames: int) -> np.ndarray:
-    """Centre frames of excerpts cut every `hop_frames` frames across a spectrogram."""
-    half = EXCERPT_FRAMES // 2
-    if n_spec_frames <= 0:
-        return np.zeros(0, dtype=np.int64)
-    last = max(half, n_spec_frames - half)
-    return np.arange(half, last + 1, max(1, hop_frames), dtype=np.int64)
-
-
-def cut_excerpts(spec: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Excerpts of EXCERPT_FRAMES frames centred on `centres`, zero-padded at the edges: (N, 92, 42)."""
-    half = EXCERPT_FRAMES // 2
-    padded = np.pad(spec, ((half, EXCERPT_FRAMES), (0, 0)))
-    idx = np.asarray(centres, dtype=np.int64)[:, None] + np.arange(EXCERPT_FRAMES)[None, :]
-    return np.ascontiguousarray(padded[idx].transpose(0, 2, 1))

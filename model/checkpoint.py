@@ -14,7 +14,7 @@ import torch
 from model.config import ModelConfig
 from model.nets import SheetAudioNet
 
-FORMAT = 1  # bump when the checkpoint layout changes
+FORMAT = 2  # bump when the checkpoint layout changes (2: windows in feature columns, trained with context)
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "sheetid.pt"  # the shipped model
 
 
@@ -51,8 +51,7 @@ def load(path: Path | None = None, device: str = "cpu") -> tuple[SheetAudioNet, 
     if blob.get("format") != FORMAT:
         raise ValueError(f"{path}: checkpoint format {blob.get('format')}, expected {FORMAT}")
     raw = dict(blob["config"])
-    for key in ("sheet_shape", "audio_shape", "channels"):
-        raw[key] = tuple(raw[key])
+    raw["channels"] = tuple(raw["channels"])
     model = SheetAudioNet(ModelConfig(**raw))
     model.load_state_dict(blob["state"])
     model.to(device).eval()

@@ -3,21 +3,58 @@ where a training run is described (nanoGPT style: every knob commented, defaults
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import ast
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
-from model.audio import EXCERPT_FRAMES, N_BINS
-from model.sheet import SNIPPET_WIDTH, STAFF_SPACE, STRIP_HEIGHT
+from model.audio import N_BINS
+from model.sheet import STAFF_SPACE, STRIP_HEIGHT
 
 
 @dataclass
 class ModelConfig:
-    sheet_shape: tuple[int, int] = (STRIP_HEIGHT, SNIPPET_WIDTH)  # (H, W); the paper's 180×200 halved
-    audio_shape: tuple[int, int] = (N_BINS, EXCERPT_FRAMES)  # (bins, frames)
+    """The network's shape. Windows are counted in feature-map columns of the conv trunk (one column =
+    `stride` input pixels or frames), so a window's vector can be pooled from the feature map of a whole
+    strip or spectrogram computed once (model/embed.py) and equal the vector of a crop trained on."""
+
+    strip_height: int = STRIP_HEIGHT  # px; sheet input height (one unrolled system, paper's 180 halved)
+    n_bins: int = N_BINS  # spectrogram bins; audio input height
     staff_space: float = STAFF_SPACE  # px between staff lines the sheet pathway was trained on
     channels: tuple[int, ...] = (12, 24, 48, 48)  # conv widths of the four VGG blocks (Table 1)
     embed_dim: int = 32  # joint embedding size
+    sheet_window_cols: int = 8  # sheet snippet width in columns (8 × 16 = 128 px, ≈ 28 staff spaces)
+    audio_window_cols: int = 3  # audio excerpt length in columns (3 × 16 = 48 frames = 2.4 s)
+    # Columns of real neighbourhood each side of a training crop, so training sees what a window of a
+    # whole-input feature map sees instead of zero padding (the trunk's receptive-field radius is 38 px).
+    # The audio pathway needs more: with one column its dense and per-window vectors differed (median
+    # cosine 0.985 against 0.997 for the sheet, tests/test_embed.py on an early model).
+    sheet_context_cols: int = 1
+    audio_context_cols: int = 2
     cca_reg: float = 1e-3  # ridge added to covariances before whitening
     cca_momentum: float = 0.05  # running-statistics update rate while training
+
+    @property
+    def stride(self) -> int:
+        """Input pixels (frames) per feature-map column: each VGG block halves the resolution."""
+        return 2 ** len(self.channels)
+
+    @property
+    def sheet_window(self) -> int:
+        return self.sheet_window_cols * self.stride
+
+    @property
+    def audio_window(self) -> int:
+        return self.audio_window_cols * self.stride
+
+    @property
+    def sheet_crop(self) -> tuple[int, int]:
+        """(H, W) of a training / per-window sheet input: the window plus context on both sides."""
+        return self.strip_height, (self.sheet_window_cols + 2 * self.sheet_context_cols) * self.stride
+
+    @property
+    def audio_crop(self) -> tuple[int, int]:
+        """(bins, frames) of a training / per-window audio input."""
+        return self.n_bins, (self.audio_window_cols + 2 * self.audio_context_cols) * self.stride
 
 
 @dataclass
@@ -29,11 +66,13 @@ class TrainConfig:
     # optimisation (paper §3)
     batch_size: int = 100  # pairs per step; the other 99 are each pair's contrastive examples
     lr: float = 0.002  # Adam learning rate
-    margin: float = 0.7  # ranking-loss margin α
-    max_minutes: float = 45.0  # wall-clock budget; training stops at the budget or on early stopping
+    loss: str = "infonce"  # "infonce" (in-batch softmax, learned temperature) or "hinge" (the paper's Eq. 1)
+    margin: float = 0.7  # hinge-loss margin α
+    temperature: float = 0.1  # InfoNCE starting temperature (learned from there)
+    max_minutes: float = 60.0  # wall-clock budget; training stops at the budget or on early stopping
     max_epochs: int | None = None  # stop after this many epochs (step-matched ablations), else only time
     snapshot_minutes: float | None = None  # also save the weights reached by then (<out stem>.snapshot.pt)
-    steps_per_epoch: int = 200  # an "epoch" here is a fixed number of steps, then validation
+    steps_per_epoch: int = 100  # an "epoch" here is a fixed number of steps, then validation
     patience: int = 3  # epochs without validation improvement before halving the learning rate
     max_halvings: int = 3  # stop after this many halvings without improvement
     val_pairs: int = 2000  # validation queries (fixed subset, audio→sheet among themselves)
@@ -45,9 +84,33 @@ class TrainConfig:
     # The paper's ±5 px are at 180×200 input (about 9 px per staff space); our strip has 4.5, so the same
     # ±0.55 staff space is ±2.5 px here. Literal ±5 px would shift notes by a whole third.
     shift_y: float = 2.5  # ± px vertical system translation
-    shift_x: float = 2.5  # ± px horizontal note translation
+    shift_x: float = 4.0  # ± px horizontal note translation (indexed windows sit every 16 px: ≤ 8 px off a note)
     onset_jitter: int = 1  # ± spectrogram frames around the onset
     gain_db: float = 6.0  # ± dB level change
     noise_prob: float = 0.5  # share of excerpts that get additive noise
     eq_prob: float = 0.5  # share of excerpts that get a random smooth EQ curve and reverb tail
+    stretch: tuple[float, float] = (0.8, 1.25)  # local tempo change: excerpt time-stretch factor range
+    scan_prob: float = 0.5  # share of snippets degraded like a scan (rotation, blur, noise, line weight)
+    rotate_deg: float = 1.0  # ± degrees of rotation for scan-like snippets
     model: ModelConfig = field(default_factory=ModelConfig)
+
+
+def with_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
+    """Apply "name=value" (TrainConfig) and "model.name=value" (ModelConfig) overrides, each value parsed
+    as a Python literal (`loss=hinge`, `batch_size=200`, `model.audio_window_cols=5`); unknown names fail."""
+    train_fields, model_fields = {f.name for f in fields(TrainConfig)}, {f.name for f in fields(ModelConfig)}
+    model_changes: dict[str, Any] = {}
+    train_changes: dict[str, Any] = {}
+    for item in items:
+        name, _, raw = item.partition("=")
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw  # a bare word is a string
+        if name.startswith("model.") and name[6:] in model_fields:
+            model_changes[name[6:]] = tuple(value) if isinstance(value, list) else value
+        elif name in train_fields and name != "model":
+            train_changes[name] = tuple(value) if isinstance(value, list) else value
+        else:
+            raise KeyError(f"unknown training setting {name!r}")
+    return replace(cfg, model=replace(cfg.model, **model_changes), **train_changes)

@@ -23,8 +23,8 @@ def embed_pairs(model: SheetAudioNet, pairs: PairIndex) -> tuple[torch.Tensor, t
     xs, ys = [], []
     for start in range(0, len(pairs), BATCH):
         idx = np.arange(start, min(start + BATCH, len(pairs)))
-        xs.append(model.embed_sheet(sheet_batch(pairs, idx, None, rng)))
-        ys.append(model.embed_audio(audio_batch(pairs, idx, None, rng)))
+        xs.append(model.embed_sheet(sheet_batch(pairs, idx, model.cfg, None, rng)))
+        ys.append(model.embed_audio(audio_batch(pairs, idx, model.cfg, None, rng)))
     return torch.cat(xs), torch.cat(ys)
 
 

@@ -21,16 +21,31 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class Pathway(nn.Module):
-    """One branch: four conv blocks, conv1-32 + BN (linear), global average pooling → (B, 32)."""
+    """One branch: four conv blocks, conv1-32 + BN (linear), average pooling → (B, 32).
+
+    The pooling is split in two so that a window's vector can come from a wider feature map: `columns`
+    averages over height only, and `forward` averages the columns left after dropping `context` columns
+    at each side (the neighbourhood a crop carries for the receptive field, not part of the window).
+    """
 
     def __init__(self, channels: tuple[int, ...], embed_dim: int) -> None:
         super().__init__()
         widths = (1, *channels)
+        self.embed_dim = embed_dim
         self.blocks = nn.Sequential(*[_block(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)])
         self.head = nn.Sequential(nn.Conv2d(widths[-1], embed_dim, 1), nn.BatchNorm2d(embed_dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.blocks(x.unsqueeze(1) if x.dim() == 3 else x)).mean(dim=(2, 3))
+    def columns(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) or (B, 1, H, W) input → (B, embed_dim, W // stride) column features.
+
+        Channels-last layout: about 1.5× faster forward and backward on CPU than NCHW for these small
+        channel counts (measured on 2 cores; MODEL.md)."""
+        x = (x.unsqueeze(1) if x.dim() == 3 else x).contiguous(memory_format=torch.channels_last)
+        return self.head(self.blocks(x)).mean(dim=2)
+
+    def forward(self, x: torch.Tensor, context: int = 0) -> torch.Tensor:
+        cols = self.columns(x)
+        return cols[:, :, context : cols.shape[2] - context].mean(dim=2)
 
 
 def _inv_sqrt(cov: torch.Tensor) -> torch.Tensor:
@@ -108,14 +123,33 @@ class SheetAudioNet(nn.Module):
         self.cca = CCALayer(cfg.embed_dim, cfg.cca_reg, cfg.cca_momentum)
 
     def forward(self, sheet: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.cca(self.sheet(sheet), self.audio(audio))
+        """Training: crops of cfg.sheet_crop / cfg.audio_crop → unit vectors of their centre windows."""
+        cfg = self.cfg
+        x, y = self.cca(self.sheet(sheet, cfg.sheet_context_cols), self.audio(audio, cfg.audio_context_cols))
         return F.normalize(x, dim=1), F.normalize(y, dim=1)
 
     def embed_sheet(self, sheet: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.cca.project_x(self.sheet(sheet)), dim=1)
+        """Sheet crops (B, *cfg.sheet_crop) → unit vectors of their centre windows."""
+        return self.project_sheet(self.sheet(sheet, self.cfg.sheet_context_cols))
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.cca.project_y(self.audio(audio)), dim=1)
+        """Audio crops (B, *cfg.audio_crop) → unit vectors of their centre windows."""
+        return self.project_audio(self.audio(audio, self.cfg.audio_context_cols))
+
+    def project_sheet(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Pooled sheet-pathway features (N, 32) → joint space, unit length."""
+        return F.normalize(self.cca.project_x(pooled), dim=1)
+
+    def project_audio(self, pooled: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.cca.project_y(pooled), dim=1)
+
+
+def infonce_loss(x: torch.Tensor, y: torch.Tensor, log_temperature: torch.Tensor) -> torch.Tensor:
+    """Symmetric in-batch softmax (InfoNCE / NT-Xent): each pair against the batch's other items, with a
+    learned temperature (clamped so that logits stay within ±100, as in CLIP)."""
+    logits = (x @ y.T) / log_temperature.exp().clamp_min(0.01)
+    target = torch.arange(len(x), device=x.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
 def ranking_loss(x: torch.Tensor, y: torch.Tensor, margin: float) -> torch.Tensor:

@@ -11,10 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.audio import cut_excerpts
-from model.config import TrainConfig
+from model.config import ModelConfig, TrainConfig
 from model.data.dataset import PieceRecord
-from model.sheet import SNIPPET_WIDTH, STRIP_HEIGHT
+from model.embed import crop_windows
 
 PAD = 12  # px of context cut around a snippet so scaling and shifts never run out of image
 
@@ -47,17 +46,16 @@ class PairIndex:
         return PairIndex(self.records, self.piece[idx], self.rendition[idx], self.onset[idx], self.frame[idx])
 
 
-def sheet_batch(pairs: PairIndex, idx: np.ndarray, cfg: TrainConfig | None, rng: np.random.Generator) -> torch.Tensor:
-    """Snippets (B, H, W) in [0, 1]; with a config that has augment=True, scaled and shifted (Fig. 3)."""
-    h, w = STRIP_HEIGHT, SNIPPET_WIDTH
+def sheet_batch(pairs: PairIndex, idx: np.ndarray, model: ModelConfig, cfg: TrainConfig | None,
+                rng: np.random.Generator) -> torch.Tensor:  # fmt: skip
+    """Sheet crops (B, *model.sheet_crop) in [0, 1] centred on the note heads; with a config that has
+    augment=True, scaled, shifted and rotated (Fig. 3), and some degraded like a scan."""
+    h, w = model.sheet_crop
     crops = np.zeros((len(idx), h + 2 * PAD, w + 2 * PAD), dtype=np.float32)
     for i, j in enumerate(idx):
         rec = pairs.records[pairs.piece[j]]
         x = int(round(float(rec.onset_x[pairs.onset[j]])))
-        strip = rec.strip.image
-        lo, hi = x - w // 2 - PAD, x + w // 2 + PAD
-        a, b = max(lo, 0), min(hi, strip.shape[1])
-        crops[i, PAD : PAD + h, a - lo : b - lo] = strip[:, a:b] / 255.0
+        crops[i, PAD : PAD + h] = crop_windows(rec.strip.image, np.array([x]), w + 2 * PAD)[0] / 255.0
     batch = torch.from_numpy(crops)
     if cfg is None or not cfg.augment:
         return batch[:, PAD : PAD + h, PAD : PAD + w].contiguous()
@@ -65,29 +63,67 @@ def sheet_batch(pairs: PairIndex, idx: np.ndarray, cfg: TrainConfig | None, rng:
     scale = rng.uniform(*cfg.scale_range, size=n)
     dx = rng.uniform(-cfg.shift_x, cfg.shift_x, size=n)
     dy = rng.uniform(-cfg.shift_y, cfg.shift_y, size=n)
+    scan = rng.random(n) < cfg.scan_prob
+    angle = np.where(scan, np.radians(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg, size=n)), 0.0)
     hc, wc = h + 2 * PAD, w + 2 * PAD
+    # affine_grid works in normalised coordinates; rotation is applied in pixel units, hence the aspect terms
+    cos, sin = np.cos(angle), np.sin(angle)
     theta = np.zeros((n, 2, 3), dtype=np.float32)
-    theta[:, 0, 0] = w / scale / wc
-    theta[:, 1, 1] = h / scale / hc
+    theta[:, 0, 0] = cos * w / scale / wc
+    theta[:, 0, 1] = -sin * h / scale / wc
+    theta[:, 1, 0] = sin * w / scale / hc
+    theta[:, 1, 1] = cos * h / scale / hc
     theta[:, 0, 2] = 2 * dx / wc
     theta[:, 1, 2] = 2 * dy / hc
     grid = F.affine_grid(torch.from_numpy(theta), [n, 1, h, w], align_corners=False)
-    return F.grid_sample(batch[:, None], grid, align_corners=False, padding_mode="zeros")[:, 0]
+    out = F.grid_sample(batch[:, None], grid, align_corners=False, padding_mode="zeros")
+    if scan.any():
+        out[scan] = _scan_like(out[scan], rng)
+    return out[:, 0]
 
 
-def audio_batch(pairs: PairIndex, idx: np.ndarray, cfg: TrainConfig | None, rng: np.random.Generator) -> torch.Tensor:
-    """Spectrogram excerpts (B, 92, 42) centred on the onsets; augmented in the linear-magnitude domain."""
+def _scan_like(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """What printing and scanning do to a snippet (ink = 1): heavier or thinner lines, blur, paper and
+    sensor noise, and the hard edges of a binarised scan."""
+    n = len(x)
+    weight = rng.integers(-1, 2, size=n)  # −1 thinner, 0 as engraved, +1 heavier lines
+    thick, thin = F.max_pool2d(x, 3, 1, 1), -F.max_pool2d(-x, 3, 1, 1)
+    w = torch.from_numpy(weight).view(n, 1, 1, 1)
+    x = torch.where(w > 0, 0.5 * (x + thick), torch.where(w < 0, 0.5 * (x + thin), x))
+    sigma = float(rng.uniform(0.3, 1.2))
+    k = torch.exp(-0.5 * (torch.arange(-2, 3, dtype=torch.float32) / sigma) ** 2)
+    k = k / k.sum()
+    x = F.conv2d(F.conv2d(x, k.view(1, 1, 1, 5), padding=(0, 2)), k.view(1, 1, 5, 1), padding=(2, 0))
+    x = x + torch.from_numpy(rng.normal(0, 1, size=x.shape).astype(np.float32)) * float(rng.uniform(0.0, 0.12))
+    binarise = torch.from_numpy(rng.random(n) < 0.3).view(n, 1, 1, 1)
+    x = torch.where(binarise, (x > float(rng.uniform(0.35, 0.6))).float(), x)
+    return x.clamp(0.0, 1.0)
+
+
+def audio_batch(pairs: PairIndex, idx: np.ndarray, model: ModelConfig, cfg: TrainConfig | None,
+                rng: np.random.Generator) -> torch.Tensor:  # fmt: skip
+    """Spectrogram crops (B, *model.audio_crop) centred on the onsets; with augmentation, time-stretched
+    around the onset (local tempo change) and altered in the linear-magnitude domain."""
     augment = cfg is not None and cfg.augment
+    bins, frames = model.audio_crop
+    lo, hi = np.log(cfg.stretch) if cfg is not None else (0.0, 0.0)
+    stretch = np.exp(rng.uniform(lo, hi, size=len(idx))) if augment else np.ones(len(idx))
+    width = frames if not augment else int(np.ceil(frames * stretch.max())) + 2
     jitter = rng.integers(-cfg.onset_jitter, cfg.onset_jitter + 1, size=len(idx)) if augment else 0  # type: ignore[union-attr]
     centres = pairs.frame[idx] + jitter
     out = np.stack([
-        cut_excerpts(pairs.records[pairs.piece[j]].renditions[pairs.rendition[j]].spec, np.array([c]))[0]
+        crop_windows(pairs.records[pairs.piece[j]].renditions[pairs.rendition[j]].spec.T, np.array([c]), width)[0]
         for j, c in zip(idx, centres, strict=True)
     ])  # fmt: skip
-    if augment:
-        assert cfg is not None
-        out = _augment_audio(out, cfg, rng)
-    return torch.from_numpy(out.astype(np.float32))
+    if not augment:
+        return torch.from_numpy(out)
+    assert cfg is not None
+    batch = torch.from_numpy(_augment_audio(out, cfg, rng).astype(np.float32))
+    theta = np.zeros((len(idx), 2, 3), dtype=np.float32)
+    theta[:, 0, 0] = frames * stretch / width
+    theta[:, 1, 1] = 1.0
+    grid = F.affine_grid(torch.from_numpy(theta), [len(idx), 1, bins, frames], align_corners=False)
+    return F.grid_sample(batch[:, None], grid, align_corners=False)[:, 0]
 
 
 def _augment_audio(spec: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:

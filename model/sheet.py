@@ -1,6 +1,6 @@
 """Sheet front-end: page image → staff systems → one unrolled strip → fixed-size snippets.
 
-The training data and the indexer both go through `unroll` and `cut_snippets`, so a snippet cut from a
+The training data and the indexer both go through `unroll` (model/embed.py cuts the windows), so a snippet from a
 verovio raster during training and one cut from a user's PDF look alike: every system is rescaled so its
 staff-line spacing is exactly STAFF_SPACE pixels, whatever the engraver or resolution.
 """
@@ -18,7 +18,6 @@ from model.page import PreparedPage, StaffMetrics, prepare
 
 STAFF_SPACE = 4.5  # px between staff lines in the strip (model scale; paper's 180 px snippet halved)
 STRIP_HEIGHT = 90  # px; strip and snippet height, centred on the system's middle
-SNIPPET_WIDTH = 100  # px; snippet width fed to the sheet pathway
 LINE_MIN_LENGTH = 0.08  # a staff line runs unbroken over at least this share of the page width
 SPACING_TOLERANCE = 0.3  # max relative spread of the four gaps within one 5-line staff
 LENGTH_RATIO = 2.0  # lines of one staff differ in length by at most this factor (beams are shorter)
@@ -273,19 +272,3 @@ def unroll(pages: Sequence[np.ndarray], systems: Sequence[System]) -> Strip:
     widths = np.array([im.shape[1] for im in images])
     offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.float64)
     return Strip(image=np.concatenate(images, axis=1), systems=list(systems), offsets=offsets)
-
-
-def snippet_centres(strip_width: int, hop: int) -> np.ndarray:
-    """Centres of a sliding window across the whole strip, `hop` px apart."""
-    half = SNIPPET_WIDTH // 2
-    last = max(half, strip_width - half)
-    return np.arange(half, last + 1, max(1, hop), dtype=np.int64)
-
-
-def cut_snippets(strip: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Snippets of SNIPPET_WIDTH px centred on `centres`, zero (paper) padded: (N, H, W) float32 in [0, 1]."""
-    half = SNIPPET_WIDTH // 2
-    padded = np.pad(strip, ((0, 0), (half, SNIPPET_WIDTH)))
-    idx = np.round(np.asarray(centres)).astype(np.int64)[:, None] + np.arange(SNIPPET_WIDTH)[None, :]
-    idx = np.clip(idx, 0, padded.shape[1] - 1)
-    return (padded[:, idx].transpose(1, 0, 2) / 255.0).astype(np.float32)

@@ -2,6 +2,8 @@
 
 Readable top to bottom: load data → build model → loop (sample, augment, step) → validate each epoch →
 halve the learning rate on plateaus → refit the CCA projections → save the best checkpoint.
+After every epoch the whole run state is written to <out>.resume.pt, so `sheetid train --resume`
+continues an interrupted (or longer-budgeted) run where it stopped.
 Test material is never loaded here: `load_split` refuses it.
 """
 
@@ -20,7 +22,7 @@ from model import checkpoint
 from model.config import TrainConfig
 from model.data.dataset import load_split
 from model.evaluate import embed_pairs, retrieval_metrics
-from model.nets import SheetAudioNet, ranking_loss
+from model.nets import SheetAudioNet, infonce_loss, ranking_loss
 from model.pairs import PairIndex, audio_batch, sheet_batch
 
 TRAINING_SPLITS = ("train", "validation")  # the only splits training and tuning may read
@@ -33,8 +35,8 @@ def refit_cca(model: SheetAudioNet, pairs: PairIndex, n: int, rng: np.random.Gen
     idx = rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)
     xs, ys = [], []
     for chunk in np.array_split(idx, max(1, len(idx) // 500)):
-        xs.append(model.sheet(sheet_batch(pairs, chunk, None, rng)))
-        ys.append(model.audio(audio_batch(pairs, chunk, None, rng)))
+        xs.append(model.sheet(sheet_batch(pairs, chunk, model.cfg, None, rng), model.cfg.sheet_context_cols))
+        ys.append(model.audio(audio_batch(pairs, chunk, model.cfg, None, rng), model.cfg.audio_context_cols))
     model.cca.refit(torch.cat(xs), torch.cat(ys))
 
 
@@ -43,7 +45,11 @@ def validate(model: SheetAudioNet, pairs: PairIndex) -> dict[str, float]:
     return retrieval_metrics(y, x)  # audio → sheet, the paper's direction
 
 
-def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
+def resume_path(cfg: TrainConfig) -> Path:
+    return Path(cfg.out).with_suffix(".resume.pt")
+
+
+def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: ignore[no-untyped-def]
     from tqdm import tqdm
 
     torch.manual_seed(cfg.seed)
@@ -59,13 +65,26 @@ def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
     log(f"train pairs {len(train_pairs)} from {len(train_pairs.records)} pieces; "
         f"validation queries {len(val_pairs)} of {len(val_all)}")  # fmt: skip
 
-    # model and optimiser
-    model = SheetAudioNet(cfg.model)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # model, loss temperature (InfoNCE) and optimiser
+    model = SheetAudioNet(cfg.model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    log_temperature = torch.nn.Parameter(torch.tensor(float(np.log(cfg.temperature))))
+    optimiser = torch.optim.Adam([*model.parameters(), log_temperature], lr=cfg.lr)
     best: dict = {"MR": float("inf")}
     best_state = copy.deepcopy(model.state_dict())
     lr, bad_epochs, halvings, epoch, history = cfg.lr, 0, 0, 0, []
     snapshot_saved = False
+    spent = 0.0  # minutes of earlier sessions of a resumed run
+    if resume and resume_path(cfg).exists():
+        state = torch.load(resume_path(cfg), weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        log_temperature.data.fill_(state["log_temperature"])
+        best, best_state, history = state["best"], state["best_state"], state["history"]
+        lr, bad_epochs, halvings = state["lr"], state["bad_epochs"], state["halvings"]
+        epoch, spent = state["epoch"], state["minutes"]
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed after epoch {epoch} ({spent:.1f} min)")
 
     while True:
         epoch += 1
@@ -73,8 +92,9 @@ def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
         losses = []
         for _ in tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch}", leave=False):
             idx = rng.integers(0, len(train_pairs), size=cfg.batch_size)
-            x, y = model(sheet_batch(train_pairs, idx, cfg, rng), audio_batch(train_pairs, idx, cfg, rng))
-            loss = ranking_loss(x, y, cfg.margin)
+            x, y = model(sheet_batch(train_pairs, idx, cfg.model, cfg, rng),
+                         audio_batch(train_pairs, idx, cfg.model, cfg, rng))  # fmt: skip
+            loss = infonce_loss(x, y, log_temperature) if cfg.loss == "infonce" else ranking_loss(x, y, cfg.margin)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -82,8 +102,9 @@ def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
 
         refit_cca(model, train_pairs, cfg.cca_refit_pairs // 2, rng)
         metrics = validate(model, val_pairs)
-        minutes = (time.time() - t_start) / 60
-        row = dict(epoch=epoch, loss=float(np.mean(losses)), lr=lr, minutes=round(minutes, 1))
+        minutes = spent + (time.time() - t_start) / 60
+        row = dict(epoch=epoch, loss=float(np.mean(losses)), lr=lr, minutes=round(minutes, 1),
+                   temperature=round(log_temperature.exp().item(), 4))  # fmt: skip
         history.append(row | metrics)
         log(f"epoch {epoch:3d}  loss {np.mean(losses):.3f}  lr {lr:.5f}  val MR {metrics['MR']:.0f}  "
             f"R@1 {metrics['R@1']:.1f}  R@10 {metrics['R@10']:.1f}  R@25 {metrics['R@25']:.1f}  "
@@ -109,6 +130,12 @@ def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
             refit_cca(snap, train_pairs, cfg.cca_refit_pairs, rng)
             checkpoint.save(snap, Path(cfg.out).with_suffix(".snapshot.pt"), {"summary": {"minutes": round(minutes, 1),
                             "best_epoch": best["epoch"], "validation": best}})  # fmt: skip
+        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                    "log_temperature": log_temperature.item(), "best": best, "best_state": best_state,
+                    "history": history, "lr": lr, "bad_epochs": bad_epochs, "halvings": halvings, "epoch": epoch,
+                    "minutes": minutes, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()},
+                   resume_path(cfg).with_suffix(".tmp"))  # fmt: skip
+        resume_path(cfg).with_suffix(".tmp").replace(resume_path(cfg))  # atomic: a kill never leaves half a file
         if cfg.max_epochs is not None and epoch >= cfg.max_epochs:
             log(f"stop: {epoch} epochs")
             break
@@ -121,7 +148,7 @@ def train(cfg: TrainConfig, log=print) -> dict:  # type: ignore[no-untyped-def]
     refit_cca(model, train_pairs, cfg.cca_refit_pairs, rng)
     final = validate(model, val_pairs)
     summary = {"best_epoch": best["epoch"], "validation": final, "epochs": epoch,
-               "minutes": round((time.time() - t_start) / 60, 1), "train_pairs": len(train_pairs)}  # fmt: skip
+               "minutes": round(spent + (time.time() - t_start) / 60, 1), "train_pairs": len(train_pairs)}  # fmt: skip
     extra = {"train_config": json.loads(json.dumps(asdict(cfg))), "summary": summary, "history": history}
     version = checkpoint.save(model, Path(cfg.out), extra)
     log(json.dumps(dict(summary, version=version)))

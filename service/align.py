@@ -12,17 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.errors import BadAudio, NotIndexed
 from indexer.library import Library, PieceSnippets
-from model.audio import FPS
-from service.identify import embed_audio
+from model.audio import FPS, SAMPLE_RATE
 
 ALIGN_HOP_FRAMES = 2  # excerpt hop for alignment: 0.1 s resolution
 SUBSEQ_RATIO = 0.6  # recordings shorter than this share of the score's expected length use subsequence DTW
 STRIP_PX_PER_SECOND = 75.0  # rough engraving density (model-scale strip px per second at 120 bpm)
-
-
-class NotIndexed(Exception):
-    """The piece has no vectors for the loaded model (deleted, or waiting for `sheetid reindex`)."""
 
 
 @dataclass
@@ -55,13 +51,13 @@ def align(library: Library, piece_id: int, wave: np.ndarray, subsequence: bool |
     snippets = library.piece_snippets(piece_id)
     if len(snippets.ids) == 0:
         raise NotIndexed(f"piece {piece_id} has no snippets for model {library.model_version}")
-    centres, vectors = embed_audio(library, wave, ALIGN_HOP_FRAMES)
+    centres, vectors = library.embed_recording(wave, ALIGN_HOP_FRAMES)
     if len(vectors) == 0:
-        raise ValueError("the recording is too short to align")
+        raise BadAudio("the recording is too short to align")
     cost = (1.0 - vectors @ snippets.vectors.T).astype(np.float64)
     if subsequence is None:
         expected_s = (snippets.strip_x[-1] - snippets.strip_x[0]) / STRIP_PX_PER_SECOND
-        subsequence = len(wave) / 22050 < SUBSEQ_RATIO * expected_s
+        subsequence = len(wave) / SAMPLE_RATE < SUBSEQ_RATIO * expected_s
     # librosa's subsequence DTW searches the shorter axis inside the longer one: the audio must be shorter.
     subsequence = subsequence and cost.shape[0] <= cost.shape[1]
     path = dtw_path(cost, subsequence)

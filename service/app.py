@@ -1,4 +1,7 @@
-"""FastAPI application: routers, lifespan (migrations, model and index loaded once), web page at /."""
+"""FastAPI application: routers, lifespan (migrations, model and index loaded once), web page at /.
+
+Domain errors (indexer.errors) become HTTP status codes here and nowhere else.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +11,25 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from indexer.settings import PLACEHOLDER_KEY, Settings
+from indexer.errors import BadInput, NotFound, SheetidError, TimedOut, TooLarge, UnsupportedType
+from indexer.settings import PLACEHOLDER_KEY, Settings, get_settings
 from service.routes import health, identify, jobs, pieces
 
 WEB_DIR = Path(__file__).with_name("web")  # the single-page web client
+# Most specific first: the first class an error is an instance of gives its status.
+STATUS_OF: list[tuple[type[SheetidError], int]] = [
+    (TooLarge, 413), (UnsupportedType, 415), (BadInput, 422), (NotFound, 404), (TimedOut, 503),
+]  # fmt: skip
+
+
+def status_of(exc: SheetidError) -> int:
+    return next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 500)
 
 
 class BodyLimit(BaseHTTPMiddleware):
@@ -39,7 +52,7 @@ def check_settings(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or get_settings()
     check_settings(settings)
 
     @asynccontextmanager
@@ -58,11 +71,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="sheetid", version="0.1.0", lifespan=lifespan,
                   description="Identify sheet music from recordings and follow them through the score.")  # fmt: skip
-    app.state.settings = settings
     app.state.library = None
+    app.dependency_overrides[get_settings] = lambda: settings  # the routes see the settings given here
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_upload_mb * 1024 * 1024) + 64 * 1024)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"])  # fmt: skip
     for module in (health, pieces, identify, jobs):
         app.include_router(module.router)
+
+    @app.exception_handler(SheetidError)
+    async def domain_error(_: Request, exc: SheetidError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

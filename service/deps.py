@@ -9,14 +9,10 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
 from indexer.library import Library
-from indexer.settings import Settings
+from indexer.settings import Settings, get_settings
 from service.jobs import JobRunner
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 def get_library(request: Request) -> Library:

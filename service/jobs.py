@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from indexer.errors import BadInput
 from indexer.library import AddResult, Library
-from indexer.pdf import BadInput
 
 MAX_JOBS_KEPT = 1000  # finished jobs remembered for GET /jobs/{id}
 

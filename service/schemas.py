@@ -25,6 +25,8 @@ class RankedPieceOut(BaseModel):
     composer: str | None
     votes: int
     score: float = Field(description="votes above chance for the piece's size, in Poisson standard deviations")
+    consistency: float = Field(0.0, description="share of excerpts whose hits progress through this piece "
+                               "along one tempo line (the ranking key)")
 
 
 class MatchRegion(BaseModel):

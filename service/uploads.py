@@ -1,12 +1,16 @@
-"""Upload handling shared by the routes: bounded reads, type sniffing and audio decoding."""
+"""Upload handling shared by the routes and the CLI: bounded reads, type sniffing and audio decoding.
+
+Refusals are domain errors (indexer.errors); service/app.py turns them into HTTP status codes.
+"""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
-from fastapi import HTTPException, UploadFile
+from fastapi import UploadFile
 
+from indexer.errors import BadAudio, BadInput, TooLarge, UnsupportedType
 from indexer.settings import Settings
 from model.audio import SAMPLE_RATE
 
@@ -16,17 +20,17 @@ AUDIO_MAGIC = (b"RIFF", b"fLaC", b"OggS", b"ID3", b"FORM")  # wav, flac, ogg, mp
 
 
 async def read_capped(upload: UploadFile, settings: Settings) -> bytes:
-    """The whole upload, or 413 as soon as it passes the size limit."""
+    """The whole upload, or TooLarge as soon as it passes the size limit."""
     limit = int(settings.max_upload_mb * 1024 * 1024)
     chunks, size = [], 0
     while chunk := await upload.read(CHUNK):
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"upload larger than {settings.max_upload_mb:g} MB")
+            raise TooLarge(f"upload larger than {settings.max_upload_mb:g} MB")
         chunks.append(chunk)
     data = b"".join(chunks)
     if not data:
-        raise HTTPException(422, "empty file")
+        raise BadInput("empty file")
     return data
 
 
@@ -35,33 +39,33 @@ def _is_mpeg_frame(data: bytes) -> bool:
 
 
 def decode_audio(data: bytes, settings: Settings) -> np.ndarray:
-    """Mono float32 at 22.05 kHz; 415 for non-audio, 422 for audio we refuse (length, silence)."""
+    """Mono float32 at 22.05 kHz; UnsupportedType for non-audio, BadAudio for audio we refuse (length, silence)."""
     import soundfile as sf
 
     if not (data[:4] in AUDIO_MAGIC or data[:3] == b"ID3" or _is_mpeg_frame(data)):
-        raise HTTPException(415, "unsupported audio type: send wav, flac, ogg or mp3")
+        raise UnsupportedType("unsupported audio type: send wav, flac, ogg or mp3")
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise HTTPException(415, f"could not read the audio: {exc}") from None
+        raise UnsupportedType(f"could not read the audio: {exc}") from None
     duration = info.frames / info.samplerate if info.samplerate else 0.0
     if info.channels < 1 or info.channels > settings.max_audio_channels:
-        raise HTTPException(422, f"{info.channels} channels; at most {settings.max_audio_channels} (downmix first)")
+        raise BadAudio(f"{info.channels} channels; at most {settings.max_audio_channels} (downmix first)")
     if info.samplerate > settings.max_sample_rate:
-        raise HTTPException(422, f"{info.samplerate} Hz; at most {settings.max_sample_rate} Hz")
+        raise BadAudio(f"{info.samplerate} Hz; at most {settings.max_sample_rate} Hz")
     if duration > settings.max_audio_seconds:
-        raise HTTPException(422, f"recording is {duration:.0f} s; the limit is {settings.max_audio_seconds:g} s")
+        raise BadAudio(f"recording is {duration:.0f} s; the limit is {settings.max_audio_seconds:g} s")
     if duration < settings.min_audio_seconds:
-        raise HTTPException(422, f"recording is {duration:.1f} s; at least {settings.min_audio_seconds:g} s needed")
+        raise BadAudio(f"recording is {duration:.1f} s; at least {settings.min_audio_seconds:g} s needed")
     try:
         wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise HTTPException(422, f"could not decode the audio: {exc}") from None
+        raise BadAudio(f"could not decode the audio: {exc}") from None
     mono = wave.mean(axis=1)
     if sr != SAMPLE_RATE:
         import librosa
 
         mono = librosa.resample(mono, orig_sr=sr, target_sr=SAMPLE_RATE)
     if not np.isfinite(mono).all() or float(np.sqrt(np.mean(mono**2))) < SILENCE_RMS:
-        raise HTTPException(422, "the recording is silent")
+        raise BadAudio("the recording is silent")
     return mono.astype(np.float32)

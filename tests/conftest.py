@@ -53,7 +53,6 @@ def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def pdfs(dataset: Path) -> dict[str, bytes]:
     """The fixture pieces' PDFs as engraved by the data engine (verovio → raster → PDF)."""
-    from model.data.dataset import PDF_DIR, piece_key
+    from model.data.dataset import pdf_path
 
-    pieces = (TRAIN_PIECE, VAL_PIECE, TEST_PIECE)
-    return {pid: (dataset / PDF_DIR / f"{piece_key(pid)}.pdf").read_bytes() for pid in pieces}
+    return {pid: pdf_path(dataset, pid).read_bytes() for pid in (TRAIN_PIECE, VAL_PIECE, TEST_PIECE)}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.audio import EXCERPT_FRAMES, N_BINS, SAMPLE_RATE, cut_excerpts, excerpt_centres, spectrogram
+from model.audio import N_BINS, SAMPLE_RATE, spectrogram
+from model.embed import crop_windows
 
 
 def reference_spectrogram(wave: np.ndarray) -> np.ndarray:
@@ -55,12 +56,12 @@ def test_sine_peaks_in_its_band() -> None:
     assert high.argmax() > low.argmax() + 20  # three octaves up is far up the log-frequency axis
 
 
-def test_excerpts_have_model_shape() -> None:
+def test_crops_are_centred_and_zero_padded_beyond_the_ends() -> None:
     spec = np.random.default_rng(1).random((100, N_BINS)).astype(np.float32)
-    centres = excerpt_centres(len(spec), hop_frames=10)
-    ex = cut_excerpts(spec, centres)
-    assert ex.shape == (len(centres), N_BINS, EXCERPT_FRAMES)
-    np.testing.assert_array_equal(ex[0, :, EXCERPT_FRAMES // 2], spec[centres[0]])
+    crops = crop_windows(spec.T, np.array([0, 50, 99]), 48)
+    assert crops.shape == (3, N_BINS, 48)
+    np.testing.assert_array_equal(crops[1, :, 24], spec[50])
+    assert not crops[0, :, :24].any() and not crops[2, :, 25:].any()  # beyond the spectrogram: silence
 
 
 def test_uploads_decode_wav_flac_ogg_and_mp3() -> None:

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model.audio import EXCERPT_FRAMES, N_BINS, n_frames
+from model.audio import N_BINS, n_frames
 from model.config import ModelConfig
 from model.data import dataset as ds
 from model.data.corpus import COMPOSER_SPLIT, TEST_CHORALES, load_splits
-from model.sheet import cut_snippets, detect_systems
+from model.pairs import PairIndex, audio_batch, sheet_batch
+from model.sheet import detect_systems
 from model.train import TRAINING_SPLITS
 from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
 
@@ -47,13 +48,16 @@ def test_spectrogram_shapes_and_lengths(dataset: Path) -> None:
         assert rec.renditions[0].spec.shape[0] == n_frames(len(audio))
 
 
-def test_snippets_have_model_input_shapes(dataset: Path) -> None:
+def test_training_crops_have_model_input_shapes(dataset: Path) -> None:
     cfg = ModelConfig()
     rec = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(TRAIN_PIECE)}.npz")
-    snippets = cut_snippets(rec.strip.image, rec.onset_x)
-    assert snippets.shape == (len(rec.onset_x), *cfg.sheet_shape)
+    pairs = PairIndex.build([rec])
+    idx = np.arange(len(pairs))
+    snippets = sheet_batch(pairs, idx, cfg, None, np.random.default_rng(0)).numpy()
+    assert snippets.shape == (len(pairs), *cfg.sheet_crop)
     assert 0.0 <= snippets.min() and snippets.max() <= 1.0 and snippets.mean() > 0.02  # ink is there
-    assert cfg.audio_shape == (N_BINS, EXCERPT_FRAMES)
+    excerpts = audio_batch(pairs, idx, cfg, None, np.random.default_rng(0)).numpy()
+    assert excerpts.shape == (len(pairs), N_BINS, cfg.audio_crop[1]) and excerpts.max() > 0.1  # sound is there
 
 
 def test_split_file_is_composer_disjoint() -> None:

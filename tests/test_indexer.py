@@ -9,8 +9,8 @@ import pytest
 import torch
 from sqlalchemy import func, inspect, select, text
 
+from indexer.errors import BadInput
 from indexer.library import Library
-from indexer.pdf import BadInput
 from indexer.settings import Settings
 from indexer.store import Piece, Snippet, Status, make_engine, migrate
 from model import checkpoint

@@ -10,13 +10,13 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks.degrade import ScanStyle, degrade_page, map_box
+from benchmarks.systems import box_iou
 from indexer.library import Library
 from indexer.pdf import rasterise
 from indexer.settings import Settings
 from indexer.store import SystemRow
 from model.page import prepare
 from model.sheet import System, find_systems, read_page
-from service.evaluate import box_iou
 from tests.conftest import TEST_PIECE, VAL_PIECE
 
 DPI = 150  # the indexer's resolution

@@ -1,10 +1,10 @@
-"""Voting and calibration arithmetic: piece-size-aware vote scores, the margin, the logistic fit."""
+"""Voting and calibration arithmetic: piece-size-aware vote scores, the margin, the calibration fit."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from service.evaluate import _fit_logistic
+from benchmarks.calibrate import fit_calibration
 from service.identify import Calibration, margin_statistic, vote_scores
 
 
@@ -26,12 +26,18 @@ def test_margin_and_confidence_are_monotone() -> None:
     assert confs == sorted(confs) and confs[-1] == 1.0 and abs(cal.confidence(4.0) - 0.5) < 1e-12
 
 
-def test_logistic_fit_recovers_known_parameters() -> None:
+def test_calibration_fit_recovers_a_known_logistic() -> None:
+    # margins and library sizes drawn as the calibration draws them, outcomes from a known confidence
     rng = np.random.default_rng(0)
-    z = rng.normal(scale=5.0, size=20_000)
-    y = (rng.random(z.size) < 1.0 / (1.0 + np.exp(-(0.8 * z - 1.0)))).astype(np.float64)
-    a, b = _fit_logistic(np.column_stack([z, np.ones_like(z)]), y)
-    assert abs(a - 0.8) < 0.05 and abs(b + 1.0) < 0.1
+    margin = rng.exponential(scale=10.0, size=30_000)
+    log_n = np.log(rng.choice([16, 64, 434], size=margin.size))
+    truth = Calibration(a=0.3, b=0.5, threshold=0.5, c=-0.8)
+    p = np.array([truth.confidence(m, int(round(np.exp(ln)))) for m, ln in zip(margin, log_n, strict=True)])
+    correct = (rng.random(margin.size) < p).astype(np.float64)
+    fit = fit_calibration(np.column_stack([margin, log_n]), correct)
+    assert abs(fit["a"] - 0.3) < 0.03 and abs(fit["b"] - 0.5) < 0.3 and abs(fit["c"] + 0.8) < 0.08
+    # the best threshold on calibrated probabilities sits near 0.5, and beats always answering "match"
+    assert 0.35 <= fit["threshold"] <= 0.65 and fit["validation_accuracy"] > max(correct.mean(), 1 - correct.mean())
 
 
 def test_library_size_term_shifts_the_confidence() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,27 @@ AUDIO_DIR = "audio"  # FLAC renditions of validation and test pieces (queries fo
 def piece_key(piece_id: str) -> str:
     """File-system name of a piece id ("mozart/k545/movement1" → "mozart__k545__movement1")."""
     return piece_id.replace("/", "__")
+
+
+def pdf_path(root: Path, piece_id: str) -> Path:
+    """The piece's engraved PDF in a built dataset."""
+    return root / PDF_DIR / f"{piece_key(piece_id)}.pdf"
+
+
+def audio_path(root: Path, piece_id: str) -> Path:
+    """The piece's query recording (FLAC) in a built dataset (validation and test pieces only)."""
+    return root / AUDIO_DIR / f"{piece_key(piece_id)}.flac"
+
+
+def record_path(root: Path, piece_id: str) -> Path:
+    """The piece's .npz record in a built dataset."""
+    return root / PIECES_DIR / f"{piece_key(piece_id)}.npz"
+
+
+def built_pieces(root: Path, splits: Iterable[str] | None = None) -> list[str]:
+    """Sorted ids of the finished pieces of `splits` (every split when None), from the manifest."""
+    wanted = None if splits is None else set(splits)
+    return sorted(pid for pid, p in read_manifest(root)["pieces"].items() if wanted is None or p["split"] in wanted)
 
 
 @dataclass
@@ -52,7 +74,7 @@ class PieceRecord:
 
 def save_record(rec: PieceRecord, root: Path) -> Path:
     """Write atomically, so an interrupted build never leaves a half-written piece behind."""
-    path = root / PIECES_DIR / f"{piece_key(rec.id)}.npz"
+    path = record_path(root, rec.id)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {
         "strip": rec.strip.image,
@@ -102,9 +124,7 @@ def load_split(root: Path, split: str, allowed: tuple[str, ...], with_audio: boo
     "validation"), so asking it for test material fails here instead of leaking silently."""
     if split not in allowed:
         raise PermissionError(f"split {split!r} is not allowed here (allowed: {', '.join(allowed)})")
-    manifest = read_manifest(root)
-    ids = sorted(pid for pid, p in manifest["pieces"].items() if p["split"] == split)
-    records = [load_record(root / PIECES_DIR / f"{piece_key(pid)}.npz", with_audio) for pid in ids]
+    records = [load_record(record_path(root, pid), with_audio) for pid in built_pieces(root, [split])]
     leaked = [r.id for r in records if r.split not in allowed]
     if leaked:
         raise PermissionError(f"records from a forbidden split: {leaked[:5]}")

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from model.audio import cut_excerpts
+from model.config import ModelConfig
 from model.data import dataset as ds
-from model.sheet import cut_snippets
+from model.embed import crop_windows
 
 ZOOM = 3  # enlarge the small model-scale images so a reader can see note heads
 GAP = 12  # px between panels
@@ -23,12 +23,13 @@ def _to_image(a: np.ndarray, invert: bool) -> Image.Image:
 
 
 def figure2(root: Path, piece: str, out: Path, n: int = 4) -> None:
-    rec = ds.load_record(root / ds.PIECES_DIR / f"{ds.piece_key(piece)}.npz")
+    rec = ds.load_record(ds.record_path(root, piece))
     rendition = rec.renditions[0]
     picks = np.linspace(0, len(rec.onset_q) - 1, n + 2).round().astype(int)[1:-1]
-    snippets = cut_snippets(rec.strip.image, rec.onset_x[picks])
+    cfg = ModelConfig()  # the windows the network pairs (without the crops' context columns)
+    snippets = crop_windows(rec.strip.image / 255.0, np.round(rec.onset_x[picks]).astype(int), cfg.sheet_window)
     frames = rendition.onset_frames(rec.onset_q[picks])
-    excerpts = cut_excerpts(rendition.spec, frames)
+    excerpts = crop_windows(rendition.spec.T, frames, cfg.audio_window)
     pairs = zip(snippets, excerpts, strict=True)
     tiles = [(_to_image(s, invert=True), _to_image(e[::-1], invert=False)) for s, e in pairs]
     w = sum(a.width + b.width + 3 * GAP for a, b in tiles)

@@ -6,11 +6,12 @@ import asyncio
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, File, UploadFile
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from indexer.store import Piece, Snippet
+from indexer.errors import TimedOut
+from indexer.store import Snippet
 from service.deps import LibraryDep, ReadAccess, SettingsDep
 from service.identify import Identification, identify
 from service.schemas import ErrorOut, IdentifyOut, MatchRegion, RankedPieceOut
@@ -22,8 +23,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in
 
 def identify_out(result: Identification, library: LibraryDep) -> IdentifyOut:
     ids = [p.id for p in result.pieces]
+    meta = library.titles(ids)
     with library.Session() as s:
-        meta = {p.id: p for p in s.scalars(select(Piece).where(Piece.id.in_(ids)))}
         match = None
         if result.pieces and result.matched_strip_x:
             lo, hi = result.matched_strip_x
@@ -36,8 +37,9 @@ def identify_out(result: Identification, library: LibraryDep) -> IdentifyOut:
                 a, b = ends
                 match = MatchRegion(page_start=a.page, page_end=b.page, box_start=(a.x0, a.y0, a.x1, a.y1),  # type: ignore[union-attr]
                                     box_end=(b.x0, b.y0, b.x1, b.y1))  # type: ignore[union-attr]  # fmt: skip
-    pieces = [RankedPieceOut(id=p.id, title=meta[p.id].title, composer=meta[p.id].composer, votes=p.votes,
-                             score=round(p.score, 4)) for p in result.pieces if p.id in meta]  # fmt: skip
+    pieces = [RankedPieceOut(id=p.id, title=meta[p.id][0], composer=meta[p.id][1], votes=p.votes,
+                             score=round(p.score, 4), consistency=round(p.consistency, 4))
+              for p in result.pieces if p.id in meta]  # fmt: skip
     confidence = round(float(np.clip(result.confidence, 0, 1)), 4)
     return IdentifyOut(no_match=result.no_match, confidence=confidence, pieces=pieces, match=match,
                        excerpts=result.excerpts, seconds=round(result.seconds, 2))  # fmt: skip
@@ -54,5 +56,5 @@ async def identify_recording(
     try:
         result = await asyncio.wait_for(run_in_threadpool(identify, library, wave), settings.request_timeout_s)
     except TimeoutError:
-        raise HTTPException(503, "identification took too long") from None
+        raise TimedOut("identification took too long") from None
     return identify_out(result, library)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
+from indexer.errors import NotFound
 from service.deps import JobsDep, ReadAccess
 from service.schemas import ErrorOut, JobOut
 
@@ -14,5 +15,5 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 def get_job(job_id: str, jobs: JobsDep) -> JobOut:
     job = jobs.jobs.get(job_id)
     if job is None:
-        raise HTTPException(404, "no such job")
+        raise NotFound("no such job")
     return JobOut(**job.__dict__)

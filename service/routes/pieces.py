@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
+from fastapi import APIRouter, File, Form, Path, UploadFile
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from indexer.pdf import BadInput, inspect_pdf
+from indexer.errors import NotFound, TimedOut
+from indexer.pdf import inspect_pdf
 from indexer.store import Page, Piece
-from service.align import NotIndexed, align
+from service.align import align
 from service.deps import JobsDep, LibraryDep, ReadAccess, SettingsDep, WriteAccess
 from service.schemas import AlignedPointOut, AlignOut, ErrorOut, JobOut, PieceOut
 from service.uploads import decode_audio, read_capped
@@ -40,11 +41,9 @@ async def add_piece(
 ) -> JobOut:
     """Queue a score PDF for indexing; poll GET /jobs/{id}. The same PDF twice gives the same piece."""
     data = await read_capped(file, settings)
-    try:  # cheap checks now, so hostile files are refused with a 4xx instead of a failed job
-        await run_in_threadpool(inspect_pdf, data, settings.max_pdf_pages, settings.max_page_inches,
-                                settings.pdf_dpi, settings.max_page_pixels)  # fmt: skip
-    except BadInput as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+    # cheap checks now, so hostile files are refused with a 4xx instead of a failed job
+    await run_in_threadpool(inspect_pdf, data, settings.max_pdf_pages, settings.max_page_inches,
+                            settings.pdf_dpi, settings.max_page_pixels)  # fmt: skip
     job = jobs.submit_pdf(data, title or None, composer or None, file.filename)
     return JobOut(**job.__dict__)
 
@@ -61,14 +60,14 @@ def get_piece(piece_id: PieceId, library: LibraryDep) -> PieceOut:
     with library.Session() as s:
         piece = s.get(Piece, piece_id)
         if piece is None:
-            raise HTTPException(404, "no such piece")
+            raise NotFound("no such piece")
         return piece_out(piece, library.counts().get(piece_id, 0))
 
 
 @router.delete("/{piece_id}", status_code=204, dependencies=[WriteAccess], responses=ERRORS)
 def delete_piece(piece_id: PieceId, library: LibraryDep) -> None:
     if not library.remove(piece_id):
-        raise HTTPException(404, "no such piece")
+        raise NotFound("no such piece")
 
 
 @router.get("/{piece_id}/pages/{number}", response_class=FileResponse, dependencies=[ReadAccess],
@@ -77,10 +76,10 @@ def page_image(piece_id: PieceId, number: PageNumber, library: LibraryDep, setti
     with library.Session() as s:
         page = s.scalars(select(Page).where(Page.piece_id == piece_id, Page.number == number)).first()
     if page is None:
-        raise HTTPException(404, "no such page")
+        raise NotFound("no such page")
     path = (settings.data_dir / page.image).resolve()
     if settings.data_dir.resolve() not in path.parents or not path.exists():
-        raise HTTPException(404, "page image missing")
+        raise NotFound("page image missing")
     return FileResponse(path, media_type="image/png")
 
 
@@ -95,14 +94,12 @@ async def align_recording(
     with library.Session() as s:
         piece = s.get(Piece, piece_id)
         if piece is None or piece.status.value != "indexed":
-            raise HTTPException(404, "no such indexed piece")
+            raise NotFound("no such indexed piece")
         sizes = {p.number: (p.width, p.height) for p in piece.page_rows}
     wave = await run_in_threadpool(decode_audio, await read_capped(file, settings), settings)
     try:
         result = await asyncio.wait_for(run_in_threadpool(align, library, piece_id, wave), settings.request_timeout_s)
     except TimeoutError:
-        raise HTTPException(503, "alignment took too long") from None
-    except NotIndexed as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise TimedOut("alignment took too long") from None
     points = [AlignedPointOut(time=p.time, page=p.page, system=p.system, x=p.x, box=p.box) for p in result.points]
     return AlignOut(piece_id=piece_id, subsequence=result.subsequence, page_size=sizes, points=points)

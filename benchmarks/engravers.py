@@ -16,11 +16,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, box_iou
 from indexer.pdf import rasterise
 from model.data.build import score_xml
 from model.data.corpus import load_splits, pieces_in
 from model.sheet import read_page
-from service.evaluate import box_iou
 
 MSCORE = "mscore3"  # Debian package musescore3
 STAFF_LINES = re.compile(r'class="StaffLines"[^>]*points="([\d.]+),([\d.]+) ([\d.]+),([\d.]+)"')
@@ -39,9 +39,9 @@ def musescore_systems(svg: str) -> tuple[list[Box], float]:
     return systems, width
 
 
-def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = 0.8,
+def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = MIN_IOU,
                        log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Precision and recall (IoU ≥ min_iou) of detect_systems on MuseScore 3 PDFs of a split's pieces."""
+    """Precision and recall (IoU ≥ min_iou) of the page front-end on MuseScore 3 PDFs of a split's pieces."""
     if shutil.which(MSCORE) is None:
         raise RuntimeError("MuseScore 3 is needed: apt-get install musescore3")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
@@ -53,7 +53,7 @@ def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = 0.8
             for out in ("score.pdf", "score.svg"):
                 subprocess.run([MSCORE, "-o", str(Path(tmp) / out), str(xml)], env=env, check=True,
                                capture_output=True, timeout=300)  # fmt: skip
-            pages = rasterise((Path(tmp) / "score.pdf").read_bytes(), dpi, 10**9)
+            pages = rasterise((Path(tmp) / "score.pdf").read_bytes(), dpi, NO_PIXEL_LIMIT)
             svgs = sorted(Path(tmp).glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
             hits = truths = found = 0
             for i, (page, svg) in enumerate(zip(pages, svgs, strict=True)):

@@ -1,5 +1,8 @@
 """Speed benchmarks (scripts that print figures, never timed tests).
 
+- `embedding_paths`: the per-window path (one forward pass per overlapping crop, how vectors were computed
+  before the dense embedder) against the dense path (one trunk pass per strip or spectrogram), on the same
+  model and inputs in the same run: times, their ratio, and the cosine between the two paths' vectors.
 - `index_pdf`: wall time to index one multi-page score PDF through the real path.
 - `identify_latency`: end-to-end identification of a recording (decode excluded) against the library.
 - `search_scale`: FAISS top-25 search for a 30-s query's excerpts over synthetic snippet vectors at
@@ -10,15 +13,47 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from indexer.library import Library
-from indexer.vectors import VectorIndex
+from benchmarks.dataset_library import read_recording
+from indexer.library import Library, open_library
+from indexer.settings import Settings
+from indexer.vectors import DIM, VectorIndex
+from model.audio import FPS, SAMPLE_RATE
+from model.data import dataset as ds
 from service.identify import identify
 
-QUERY_EXCERPTS_30S = 60  # excerpts of a 30-s recording at the default 0.5-s hop
+QUERY_SECONDS = 30  # length of the recording in the latency and load benchmarks
+QUERY_EXCERPTS_30S = QUERY_SECONDS * FPS // Settings().excerpt_hop  # excerpts of such a recording (75 at 0.4 s)
+PDF_PAGES = 10  # pages of the PDF in the indexing benchmark
+DEFAULT_SCALES = (1_500_000,)  # synthetic vector counts of the search benchmark
+SEARCH_FACTORIES = ("Flat", "HNSW32")  # exact and approximate FAISS indexes compared at scale
+
+
+def run_all(dataset: Path, library_dir: Path, scales: list[int] | None = None, clients: int = 4,
+            load_seconds: float = 30.0, emit: Callable[[dict], None] = print) -> None:  # fmt: skip
+    """Every speed figure of `sheetid bench`, each handed to `emit` as soon as it is measured."""
+    lib = open_library(library_dir)
+    tests = ds.built_pieces(dataset, ["test"])
+    pdfs = [ds.pdf_path(dataset, p) for p in tests]
+    pdf = concat_pdfs(pdfs, PDF_PAGES)
+    wave = read_recording(dataset, tests[0])[: QUERY_SECONDS * SAMPLE_RATE]
+    emit({"embedding_paths": embedding_paths(lib, pdf, wave)})
+    emit({"index_10_page_pdf": index_pdf(lib, pdf)})
+    emit({"identify_30s": dict(identify_latency(lib, wave), pieces=len(lib.counts()), vectors=lib.index.ntotal)})
+    if load_seconds > 0:
+        import soundfile as sf
+
+        buf = io.BytesIO()
+        sf.write(buf, wave, SAMPLE_RATE, format="WAV")
+        lib.close()
+        emit({"load_30s_recordings": serve_load(library_dir, buf.getvalue(), clients, load_seconds)})
+    for n in scales or DEFAULT_SCALES:
+        for factory in SEARCH_FACTORIES:
+            emit({"search": search_scale(n, factory)})
 
 
 def concat_pdfs(pdfs: list[Path], pages: int) -> bytes:
@@ -37,6 +72,44 @@ def concat_pdfs(pdfs: list[Path], pages: int) -> bytes:
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
+
+
+def _best_of(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def embedding_paths(library: Library, pdf: bytes, wave: np.ndarray, repeats: int = 3) -> dict[str, object]:
+    """Per-window against dense embedding of a PDF's strip and a recording's spectrogram (best of `repeats`)."""
+    from indexer.pdf import rasterise
+    from model.audio import spectrogram
+    from model.embed import embed_spectrogram, embed_spectrogram_per_window, embed_strip, embed_strip_per_window
+    from model.sheet import read_page, unroll
+
+    st, model, device = library.settings, library.model, library.device
+    pages = rasterise(pdf, st.pdf_dpi, st.max_page_pixels)
+    readings = [read_page(page, i) for i, page in enumerate(pages)]
+    strip = unroll([r[0] for r in readings], [s for r in readings for s in r[1]]).image
+    spec = spectrogram(wave)
+    out: dict[str, object] = {}
+    for name, dense, per_window, data, hop in (
+        ("sheet", embed_strip, embed_strip_per_window, strip, st.snippet_hop),
+        ("audio", embed_spectrogram, embed_spectrogram_per_window, spec, st.excerpt_hop),
+    ):
+        _, fast = dense(model, data, hop, device)
+        _, ref = per_window(model, data, hop, device)
+        t_dense = _best_of(lambda d=dense, x=data, h=hop: d(model, x, h, device), repeats)  # type: ignore[misc]
+        t_window = _best_of(lambda p=per_window, x=data, h=hop: p(model, x, h, device), repeats)  # type: ignore[misc]
+        cos = np.sum(fast * ref, axis=1)
+        out[name] = {"windows": len(fast), "per_window_s": round(t_window, 4), "dense_s": round(t_dense, 4),
+                     "speedup": round(t_window / t_dense, 1), "cosine_median": round(float(np.median(cos)), 5),
+                     "cosine_min": round(float(cos.min()), 5)}  # fmt: skip
+    out["strip_px"], out["audio_s"] = int(strip.shape[1]), round(len(wave) / SAMPLE_RATE, 1)
+    return out
 
 
 def index_pdf(library: Library, data: bytes) -> dict[str, float]:
@@ -62,8 +135,8 @@ def search_scale(n_vectors: int, factory: str, queries: int = QUERY_EXCERPTS_30S
                  seed: int = 0) -> dict[str, float | str]:  # fmt: skip
     """Search latency for one query's excerpts over n synthetic unit vectors; recall@25 against Flat."""
     rng = np.random.default_rng(seed)
-    vectors = rng.normal(size=(n_vectors, 32)).astype(np.float32)
-    q = vectors[rng.integers(0, n_vectors, queries)] + 0.3 * rng.normal(size=(queries, 32)).astype(np.float32)
+    vectors = rng.normal(size=(n_vectors, DIM)).astype(np.float32)
+    q = vectors[rng.integers(0, n_vectors, queries)] + 0.3 * rng.normal(size=(queries, DIM)).astype(np.float32)
     exact = VectorIndex("bench", "Flat")
     exact.add(np.arange(n_vectors), vectors)
     index = exact if factory == "Flat" else VectorIndex("bench", factory)
