@@ -146,6 +146,8 @@ def index_cmd(
         try:
             r = lib.add_pdf(f.read_bytes(), title if len(files) == 1 else None, composer, f.name)
             tqdm.write(f"{'added' if r.created else 'already indexed'}: {f} → piece {r.piece_id}")
+            if r.pages_without_music:
+                tqdm.write(f"  skipped pages without music: {', '.join(map(str, r.pages_without_music))}")
         except BadInput as exc:
             failed += 1
             tqdm.write(f"refused {f}: {exc}")

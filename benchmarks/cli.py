@@ -102,22 +102,34 @@ def eval_calibrate(
 def eval_systems(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     split: Annotated[list[str] | None, typer.Option("--split", help="splits (default: test)")] = None,
-    engraver: Annotated[str, typer.Option(help="verovio (the data engine's PDFs) or musescore (MuseScore 3)")] = (
+    engraver: Annotated[str, typer.Option(help="verovio (the data engine's PDFs), musescore or lilypond")] = (
         "verovio"
     ),
+    degrade: Annotated[str | None, typer.Option(help="'scan': seeded print-and-scan of the verovio PDFs")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the scan degradation")] = 0,
 ) -> None:
-    """Staff-system detection precision / recall (IoU ≥ 0.8) on verovio or MuseScore 3 PDFs."""
-    if engraver == "musescore":
-        from benchmarks.engravers import evaluate_musescore
+    """Staff-system detection precision / recall (IoU ≥ 0.8) on verovio, MuseScore 3 or LilyPond PDFs,
+    or on seeded degraded scans of the verovio PDFs (with snippets per piece against the clean PDF's)."""
+    splits = split or ["test"]
+    if degrade not in (None, "scan"):
+        raise typer.BadParameter("degrade is scan")
+    if degrade == "scan":
+        from benchmarks.scans import evaluate_scans
 
-        results = [evaluate_musescore(s, log=_log) for s in split or ["test"]]
+        typer.echo(json.dumps(evaluate_scans(dataset, tuple(splits), seed=seed, log=_log)))
+    elif engraver in ("musescore", "lilypond"):
+        from benchmarks.engravers import evaluate_musescore
+        from benchmarks.lilypond import evaluate_lilypond
+
+        evaluate = evaluate_musescore if engraver == "musescore" else evaluate_lilypond
+        results = [evaluate(s, log=_log) for s in splits]
         typer.echo(json.dumps(results[0] if len(results) == 1 else results))
     elif engraver == "verovio":
         from benchmarks.systems import evaluate_systems
 
-        typer.echo(json.dumps(evaluate_systems(dataset, tuple(split or ["test"]))))
+        typer.echo(json.dumps(evaluate_systems(dataset, tuple(splits))))
     else:
-        raise typer.BadParameter("engraver is verovio or musescore")
+        raise typer.BadParameter("engraver is verovio, musescore or lilypond")
 
 
 @eval_app.command("align")

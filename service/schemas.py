@@ -78,6 +78,8 @@ class JobOut(BaseModel):
     piece_id: int | None = None
     duplicate: bool = False
     error: str | None = None
+    pages_without_music: list[int] = Field(default_factory=list,
+                                           description="1-based pages skipped because no staff system was found")
 
 
 class ErrorOut(BaseModel):
