@@ -130,7 +130,7 @@ def timidity(notes: Sequence[Note], note_velocities: Sequence[int], pedal: Seque
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
         write_midi(notes, 60.0, mid, note_velocities=note_velocities, pedal=pedal)  # at 60 bpm a quarter is 1 s
         # timidity's own reverb and chorus stay off: the room is ours, drawn per piece
-        subprocess.run(["nice", "-n", "19", "timidity", "-c", FREEPATS_CONFIG, "-EFreverb=d", "-EFchorus=d",
+        subprocess.run(["timidity", "-c", FREEPATS_CONFIG, "-EFreverb=d", "-EFchorus=d",
                         "-OwM", "-s", str(SAMPLE_RATE), "-o", str(wav), str(mid)],
                        check=True, capture_output=True, timeout=600)  # fmt: skip
         audio, sr = sf.read(wav, dtype="float32", always_2d=True)
