@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -210,7 +209,6 @@ def build_robust(dataset: Path, split: str, root: Path | None = None, log: Calla
 
     if split not in SPLIT_GROUPS:
         raise ValueError(f"split must be one of {sorted(SPLIT_GROUPS)}, not {split!r}")
-    os.nice(19 - os.nice(0))  # CPU-light: the rendering yields to training and dataset builds
     out = (root or robust_root(dataset)) / split
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / ds.MANIFEST
