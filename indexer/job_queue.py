@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Boolean, Float, Integer, LargeBinary, String, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +41,7 @@ class JobRow(Base):
     pdf: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     piece_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    pages_without_music: Mapped[str] = mapped_column(String(400), default="")  # "1,5": skipped pages
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(120), nullable=True)
@@ -60,6 +61,7 @@ class JobState:
     piece_id: int | None = None
     duplicate: bool = False
     error: str | None = None
+    pages_without_music: list[int] = field(default_factory=list)  # 1-based pages skipped: no staff systems
 
 
 @dataclass
@@ -74,7 +76,8 @@ class ClaimedJob:
 
 
 def _state(row: JobRow) -> JobState:
-    return JobState(row.id, row.status, row.stage, row.progress, row.piece_id, row.duplicate, row.error)
+    skipped = [int(p) for p in (row.pages_without_music or "").split(",") if p]
+    return JobState(row.id, row.status, row.stage, row.progress, row.piece_id, row.duplicate, row.error, skipped)
 
 
 class JobQueue:
@@ -93,7 +96,7 @@ class JobQueue:
                 return _state(active)
             row = JobRow(id=uuid.uuid4().hex, status="queued", stage="queued", progress=0.0, sha256=sha,
                          title=title, composer=composer, filename=(filename or "")[:300] or None, pdf=pdf,
-                         duplicate=False, attempts=0, created=time.time())  # fmt: skip
+                         duplicate=False, pages_without_music="", attempts=0, created=time.time())  # fmt: skip
             s.add(row)
             return _state(row)
 
@@ -153,9 +156,11 @@ class JobQueue:
                                                     JobRow.status == "running").values(**values))  # fmt: skip
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
-    def finish(self, job_id: str, worker: str, piece_id: int, duplicate: bool) -> None:
+    def finish(self, job_id: str, worker: str, piece_id: int, duplicate: bool,
+               pages_without_music: list[int] | None = None) -> None:  # fmt: skip
+        skipped = ",".join(map(str, pages_without_music or []))[:400]
         self._end(job_id, worker, status="done", stage="indexed", progress=1.0, piece_id=piece_id,
-                  duplicate=duplicate)  # fmt: skip
+                  duplicate=duplicate, pages_without_music=skipped)  # fmt: skip
 
     def fail(self, job_id: str, worker: str, error: str) -> None:
         self._end(job_id, worker, status="failed", stage="failed", error=error[:500])

@@ -80,7 +80,8 @@ class Worker:
             self.queue.fail(job.id, self.name, f"internal error: {type(exc).__name__}")
         else:
             done.set()
-            self.queue.finish(job.id, self.name, result.piece_id, duplicate=not result.created)
+            self.queue.finish(job.id, self.name, result.piece_id, duplicate=not result.created,
+                              pages_without_music=result.pages_without_music)  # fmt: skip
         finally:
             done.set()
             beat.join(timeout=5)

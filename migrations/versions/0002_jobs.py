@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("pdf", sa.LargeBinary, nullable=True),
         sa.Column("piece_id", sa.Integer, nullable=True),
         sa.Column("duplicate", sa.Boolean, nullable=False),
+        sa.Column("pages_without_music", sa.String(400), nullable=False, server_default=""),
         sa.Column("error", sa.String(500), nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("worker", sa.String(120), nullable=True),
