@@ -24,6 +24,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+EXACT = "FLAT"  # Milvus searches exactly in tests, as FAISS's default Flat does: backends compared, not recall
+
+
 def _test_vector_store(tmp_path: Path) -> str:
     """SHEETID_TEST_VECTOR_STORE=milvus-lite runs the library tests on Milvus Lite (a fresh file per test)."""
     chosen = os.environ.get("SHEETID_TEST_VECTOR_STORE", "faiss")
@@ -48,7 +51,7 @@ def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     store = _test_vector_store(tmp_path)
     server = os.environ.get("SHEETID_TEST_DATABASE_URL")
     if not server:
-        yield Settings(data_dir=tmp_path / "library", threads=2, vector_store=store)
+        yield Settings(data_dir=tmp_path / "library", threads=2, vector_store=store, milvus_index=EXACT)
         return
     from sqlalchemy import create_engine, make_url, text
 
@@ -57,7 +60,8 @@ def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    yield Settings(data_dir=tmp_path / "library", threads=2, database_url=url, vector_store=store)
+    yield Settings(data_dir=tmp_path / "library", threads=2, database_url=url, vector_store=store,
+                   milvus_index=EXACT)
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()
