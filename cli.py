@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from benchmarks.cli import DATASET, bench_cmd, demo_library_cmd, eval_app
+from benchmarks.cli import DATASET, bench_app, demo_library_cmd, eval_app
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,7 +28,7 @@ app = typer.Typer(
 data_app = typer.Typer(no_args_is_help=True, help="Build the training / evaluation dataset.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
-app.command("bench")(bench_cmd)
+app.add_typer(bench_app, name="bench")
 app.command("demo-library")(demo_library_cmd)
 
 
@@ -99,10 +99,10 @@ def data_show(
 def train_cmd(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     out: Annotated[Path, typer.Option(help="checkpoint to write")] = Path("model/weights/sheetid.pt"),
-    minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 45.0,
+    minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 60.0,
     snapshot_minutes: Annotated[float | None, typer.Option(help="also save the weights reached by then")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="ablation: no augmentation")] = False,
-    steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 200,
+    steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 100,
     max_epochs: Annotated[int | None, typer.Option(help="stop after this many epochs")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 1234,
     resume: Annotated[bool, typer.Option("--resume", help="continue from <out>.resume.pt")] = False,
@@ -146,6 +146,8 @@ def index_cmd(
         try:
             r = lib.add_pdf(f.read_bytes(), title if len(files) == 1 else None, composer, f.name)
             tqdm.write(f"{'added' if r.created else 'already indexed'}: {f} → piece {r.piece_id}")
+            if r.pages_without_music:
+                tqdm.write(f"  skipped pages without music: {', '.join(map(str, r.pages_without_music))}")
         except BadInput as exc:
             failed += 1
             tqdm.write(f"refused {f}: {exc}")
@@ -224,7 +226,8 @@ def identify_cmd(
     result = _refusing(audio, lambda: identify(lib, _wave(audio, lib.settings)))
     meta = lib.titles([p.id for p in result.pieces])
     pieces = [{"id": p.id, "title": meta[p.id][0], "composer": meta[p.id][1], "votes": p.votes,
-               "score": round(p.score, 4)} for p in result.pieces if p.id in meta]  # fmt: skip
+               "score": round(p.score, 4), "consistency": round(p.consistency, 4)}
+              for p in result.pieces if p.id in meta]  # fmt: skip
     confidence = round(min(1.0, max(0.0, result.confidence)), 4)
     if as_json:
         typer.echo(json.dumps({"no_match": result.no_match, "confidence": confidence, "pieces": pieces}))
@@ -233,7 +236,8 @@ def identify_cmd(
     typer.echo(f" (confidence {confidence:.2f}, {result.excerpts} excerpts)")
     for rank, p in enumerate(pieces[:5], 1):
         who = f" — {p['composer']}" if p["composer"] else ""
-        typer.echo(f"{rank}. [{p['id']}] {p['title']}{who}: {p['votes']} votes, score {p['score']:.1f}")
+        typer.echo(f"{rank}. [{p['id']}] {p['title']}{who}: consistency {p['consistency']:.2f}, "
+                   f"{p['votes']} votes, score {p['score']:.1f}")
 
 
 @app.command("align")
@@ -258,7 +262,8 @@ def align_cmd(
                 "box": [round(v, 1) for v in p.box]}  # fmt: skip
 
     points = [out(p) for p in result.points]
-    jumps = [{"time": round(j.time, 2), "from": out(j.source), "to": out(j.target)} for j in result.jumps]
+    jumps: list[dict[str, Any]] = [{"time": round(j.time, 2), "from": out(j.source), "to": out(j.target)}
+                                   for j in result.jumps]  # fmt: skip
     if as_json:
         typer.echo(json.dumps({"piece_id": piece, "subsequence": result.subsequence, "points": points,
                                "jumps": jumps}))  # fmt: skip
@@ -268,6 +273,29 @@ def align_cmd(
     for j in jumps:
         typer.echo(f"jump at {j['time']:.2f} s: page {j['from']['page']}, system {j['from']['system'] + 1} → "
                    f"page {j['to']['page']}, system {j['to']['system'] + 1}")  # fmt: skip
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Run ingest jobs from the database queue until SIGTERM (scale-out: beside API-only replicas)."""
+    import logging
+    import signal
+
+    from indexer.library import open_library
+    from indexer.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    lib = open_library()
+    if not lib.index.shared:
+        typer.echo("sheetid worker needs a shared vector store (SHEETID_VECTOR_STORE=milvus://host:19530); "
+                   "with FAISS, `sheetid serve` runs the ingest jobs itself", err=True)  # fmt: skip
+        raise typer.Exit(2)
+    worker = Worker(lib)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop.set())  # finish the current job, then exit
+    typer.echo(f"sheetid worker {worker.name}: {lib.settings.db_url.split('@')[-1]}, {lib.settings.vector_store}")
+    worker.run()
+    lib.close()
 
 
 @app.command("serve")

@@ -1,4 +1,4 @@
-"""No-match calibration: fit confidence = sigmoid(a·m + b + c·ln n) on validation queries, pick the threshold.
+"""No-match calibration: fit confidence = sigmoid(a·m + b + c·ln n + d·s) on validation queries, pick the threshold.
 
 Reads the validation split only and writes the calibration file the service loads
 (Settings.calibration_path, beside the weights by default).
@@ -15,7 +15,7 @@ import numpy as np
 from benchmarks.dataset_library import index_dataset, random_excerpt, read_recording
 from indexer.library import Library
 from model.data import dataset as ds
-from service.identify import identify, margin_statistic
+from service.identify import identify
 
 CALIBRATION_EXCERPTS = (5.0, 10.0, 20.0)  # excerpt lengths used to calibrate the confidence
 EXCERPTS_PER_LENGTH = 3  # random excerpts of each length per validation piece
@@ -49,7 +49,8 @@ def calibrate(library: Library, dataset: Path, out: Path | None = None, seed: in
                     for present in (True, False):
                         pool = kept | {true} if present else kept | ({int(rng.choice(spare))} if spare else set())
                         r = identify(library.without(all_ids - pool), clip)
-                        rows.append((margin_statistic([p.score for p in r.pieces]), np.log(len(pool))))
+                        margin, top = r.evidence
+                        rows.append((margin, np.log(len(pool)), top))
                         y.append(float(present and bool(r.pieces) and r.pieces[0].id == true))
     result = fit_calibration(np.array(rows), np.array(y))
     result.update(queries=len(y), library_sizes=list(CALIBRATION_LIBRARY_SIZES), model_version=library.model_version)
@@ -58,12 +59,13 @@ def calibrate(library: Library, dataset: Path, out: Path | None = None, seed: in
 
 
 def fit_calibration(features: np.ndarray, correct: np.ndarray) -> dict:
-    """a, b, c of sigmoid(a·margin + c·ln n + b) from (margin, ln n) rows and 0/1 outcomes; best threshold."""
-    a, c, b = fit_logistic(np.column_stack([features, np.ones(len(features))]), correct)
-    conf = 1.0 / (1.0 + np.exp(-(a * features[:, 0] + c * features[:, 1] + b)))
+    """a, c, d, b of sigmoid(a·margin + c·ln n + d·top + b) from (margin, ln n, top) rows and 0/1 outcomes;
+    the threshold that answers most of them right."""
+    a, c, d, b = fit_logistic(np.column_stack([features, np.ones(len(features))]), correct)
+    conf = 1.0 / (1.0 + np.exp(-(a * features[:, 0] + c * features[:, 1] + d * features[:, 2] + b)))
     accuracy = [float(np.mean((conf >= t) == (correct > 0.5))) for t in THRESHOLDS]
     threshold = round(float(THRESHOLDS[int(np.argmax(accuracy))]), 4)
-    return {"a": a, "b": b, "c": c, "threshold": threshold, "validation_accuracy": round(max(accuracy), 4)}
+    return {"a": a, "b": b, "c": c, "d": d, "threshold": threshold, "validation_accuracy": round(max(accuracy), 4)}
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 50, ridge: float = 1e-6) -> tuple[float, ...]:

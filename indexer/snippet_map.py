@@ -55,6 +55,11 @@ class SnippetMap:
         """Snippets per piece id (index = piece id)."""
         return np.bincount(self.pieces) if len(self.pieces) else np.zeros(1, np.int64)
 
+    def strip_x_at(self, ids: np.ndarray) -> np.ndarray:
+        """Strip x per id, same shape as `ids`; NaN for unknown ids (and FAISS's −1 padding)."""
+        pos, found = self._find(ids)
+        return np.where(found, self.strip_x[pos] if len(self.ids) else np.nan, np.nan)
+
     def strip_x_of(self, ids: np.ndarray) -> np.ndarray:
         pos, found = self._find(ids)
         return self.strip_x[pos[found]] if len(self.ids) else np.zeros(0)

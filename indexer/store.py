@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
+from model.embed import EMBED_DIM
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"  # Alembic scripts
 SQLITE_BUSY_MS = 30_000  # writers wait this long for a lock instead of failing with "database is locked"
 
@@ -101,7 +103,7 @@ def vector_bytes(v: np.ndarray) -> bytes:
 
 def vectors_from(blobs: list[bytes]) -> np.ndarray:
     if not blobs:
-        return np.zeros((0, 32), np.float32)
+        return np.zeros((0, EMBED_DIM), np.float32)
     return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
 
 

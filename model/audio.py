@@ -69,9 +69,3 @@ def spectrogram(wave: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_audio(path_or_file: object, max_seconds: float | None = None) -> np.ndarray:
-    """Decode any format libsndfile or audioread reads, downmix to mono, resample to 22.05 kHz."""
-    import librosa  # imported lazily: it is slow to import and only needed for decoding
-
-    wave, _ = librosa.load(path_or_file, sr=SAMPLE_RATE, mono=True, duration=max_seconds)  # type: ignore[arg-type]
-    return wave.astype(np.float32)

@@ -24,9 +24,12 @@ class ModelConfig:
     embed_dim: int = 32  # joint embedding size
     sheet_window_cols: int = 8  # sheet snippet width in columns (8 × 16 = 128 px, ≈ 28 staff spaces)
     audio_window_cols: int = 3  # audio excerpt length in columns (3 × 16 = 48 frames = 2.4 s)
-    context_cols: int = 1  # columns of real neighbourhood each side of a training crop (covers the
-    #                        trunk's receptive-field radius of 38 px), so training sees what a window of
-    #                        a whole-strip feature map sees instead of zero padding
+    # Columns of real neighbourhood each side of a training crop, so training sees what a window of a
+    # whole-input feature map sees instead of zero padding (the trunk's receptive-field radius is 38 px).
+    # The audio pathway needs more: with one column its dense and per-window vectors differed (median
+    # cosine 0.985 against 0.997 for the sheet, tests/test_embed.py on an early model).
+    sheet_context_cols: int = 1
+    audio_context_cols: int = 2
     cca_reg: float = 1e-3  # ridge added to covariances before whitening
     cca_momentum: float = 0.05  # running-statistics update rate while training
 
@@ -46,12 +49,12 @@ class ModelConfig:
     @property
     def sheet_crop(self) -> tuple[int, int]:
         """(H, W) of a training / per-window sheet input: the window plus context on both sides."""
-        return self.strip_height, (self.sheet_window_cols + 2 * self.context_cols) * self.stride
+        return self.strip_height, (self.sheet_window_cols + 2 * self.sheet_context_cols) * self.stride
 
     @property
     def audio_crop(self) -> tuple[int, int]:
         """(bins, frames) of a training / per-window audio input."""
-        return self.n_bins, (self.audio_window_cols + 2 * self.context_cols) * self.stride
+        return self.n_bins, (self.audio_window_cols + 2 * self.audio_context_cols) * self.stride
 
 
 @dataclass
@@ -60,16 +63,17 @@ class TrainConfig:
     dataset: str = "data/dataset"  # output of `sheetid data build`
     out: str = "model/weights/sheetid.pt"  # checkpoint written at the best validation score
     seed: int = 1234  # fixes sampling, augmentation and initialisation
+    init: str | None = None  # start from this checkpoint's network weights (any format with the same layers)
     # optimisation (paper §3)
     batch_size: int = 100  # pairs per step; the other 99 are each pair's contrastive examples
     lr: float = 0.002  # Adam learning rate
     loss: str = "infonce"  # "infonce" (in-batch softmax, learned temperature) or "hinge" (the paper's Eq. 1)
     margin: float = 0.7  # hinge-loss margin α
     temperature: float = 0.1  # InfoNCE starting temperature (learned from there)
-    max_minutes: float = 45.0  # wall-clock budget; training stops at the budget or on early stopping
+    max_minutes: float = 60.0  # wall-clock budget; training stops at the budget or on early stopping
     max_epochs: int | None = None  # stop after this many epochs (step-matched ablations), else only time
     snapshot_minutes: float | None = None  # also save the weights reached by then (<out stem>.snapshot.pt)
-    steps_per_epoch: int = 200  # an "epoch" here is a fixed number of steps, then validation
+    steps_per_epoch: int = 100  # an "epoch" here is a fixed number of steps, then validation
     patience: int = 3  # epochs without validation improvement before halving the learning rate
     max_halvings: int = 3  # stop after this many halvings without improvement
     val_pairs: int = 2000  # validation queries (fixed subset, audio→sheet among themselves)

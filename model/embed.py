@@ -4,8 +4,8 @@ Both pathways are all-convolutional and end in average pooling, so the vectors o
 share almost all their work. The dense path runs a pathway's conv trunk once over the whole input (in
 tiles, to bound memory), keeps one feature column per `stride` input pixels or frames, and averages each
 window's columns with a cumulative sum. Training computes a window's vector the same way, from a crop
-that carries `context_cols` of real neighbourhood on each side (model/pairs.py), so the dense vector of a
-window equals the vector the network was trained to produce for it.
+that carries `sheet_context_cols` / `audio_context_cols` of real neighbourhood on each side
+(model/pairs.py), so the dense vector of a window equals the vector the network was trained to produce.
 
 Windows sit on the trunk's pooling grid: a window centred at c is computed in the pass whose grid phase
 is (c − window/2) mod stride. A hop that divides the stride costs stride / hop passes.
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from model.config import ModelConfig
 from model.nets import Pathway, SheetAudioNet
@@ -27,6 +29,7 @@ EMBED_BATCH = 256  # crops per forward pass on the per-window path
 PROJECT_BATCH = 8192  # pooled windows projected per step
 TILE_COLS = 512  # feature columns per trunk pass over a long input (8,192 px or frames)
 HALO_COLS = 4  # columns of overlap each side of a tile: 64 px, beyond the trunk's receptive-field radius (38)
+RUNTIMES = ("torch", "onnxruntime")  # what runs the dense trunk; onnxruntime: CPU only, pip extra `onnx`
 
 
 def window_centres(length: int, window: int, stride: int, hop: int) -> np.ndarray:
@@ -51,20 +54,36 @@ def crop_windows(image: np.ndarray, centres: np.ndarray, width: int) -> np.ndarr
     return np.ascontiguousarray(np.where(valid[:, None, :], crops, 0)).astype(np.float32)
 
 
-def _columns(pathway: Pathway, image: torch.Tensor, stride: int) -> torch.Tensor:
+def inference_trunk(pathway: Pathway) -> nn.Sequential:
+    """The pathway's conv trunk and head for inference: every BatchNorm folded into the convolution before
+    it, in channels-last layout (both measured faster on CPU, see `sheetid bench`); same outputs."""
+    layers: list[nn.Module] = []
+    for module in [*pathway.blocks, pathway.head]:
+        for layer in module:
+            if isinstance(layer, nn.BatchNorm2d):
+                conv = layers[-1]
+                assert isinstance(conv, nn.Conv2d)  # every BatchNorm of Table 1 follows a convolution
+                layers[-1] = fuse_conv_bn_eval(conv, layer)
+            else:
+                layers.append(layer)
+    return nn.Sequential(*layers).eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
+def _columns(trunk: nn.Module, image: torch.Tensor, stride: int) -> torch.Tensor:
     """Column features (D, W // stride) of a (H, W) input, W a multiple of stride, computed in tiles."""
     n = image.shape[1] // stride
     out = []
     for t0 in range(0, n, TILE_COLS):
         a, b = max(0, t0 - HALO_COLS), min(n, t0 + TILE_COLS + HALO_COLS)
-        cols = pathway.columns(image[None, :, a * stride : b * stride])[0]
+        tile = image[None, None, :, a * stride : b * stride].contiguous(memory_format=torch.channels_last)
+        cols = trunk(tile).mean(dim=2)[0]
         out.append(cols[:, t0 - a : t0 - a + min(TILE_COLS, n - t0)])
     return torch.cat(out, dim=1)
 
 
 @torch.no_grad()
 def _dense(pathway: Pathway, image: np.ndarray, centres: np.ndarray, window_cols: int, stride: int,
-           device: str) -> torch.Tensor:  # fmt: skip
+           device: str, runtime: str = "torch") -> torch.Tensor:  # fmt: skip
     """Pooled trunk features (N, D) of the windows centred on `centres`, one trunk pass per grid phase."""
     h, w = image.shape
     window = window_cols * stride
@@ -75,11 +94,12 @@ def _dense(pathway: Pathway, image: np.ndarray, centres: np.ndarray, window_cols
     starts = np.asarray(centres, dtype=np.int64) - window // 2  # window's left edge in image px
     phases = starts % stride
     src = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)
+    trunk = inference_trunk(pathway) if runtime == "torch" else _onnx_trunk(pathway, device, runtime)
     for phase in np.unique(phases):
         shifted = torch.zeros((h, total), device=device)
         # shifted[:, i] = image[:, i − pad + phase], so column j starts at image px j·stride − pad + phase
         shifted[:, pad - int(phase) : pad - int(phase) + w] = src  # phase < stride ≤ pad
-        cols = _columns(pathway, shifted, stride)  # (D, n)
+        cols = _columns(trunk, shifted, stride)  # (D, n)
         csum = torch.nn.functional.pad(cols.cumsum(dim=1), (1, 0))
         sel = np.flatnonzero(phases == phase)
         first = torch.from_numpy((starts[sel] - int(phase) + pad) // stride).to(device)
@@ -87,28 +107,42 @@ def _dense(pathway: Pathway, image: np.ndarray, centres: np.ndarray, window_cols
     return pooled
 
 
+def _onnx_trunk(pathway: Pathway, device: str, runtime: str) -> nn.Module:
+    """The trunk run by ONNX Runtime (`sheetid bench runtime`: faster on CPU, same features within 1e-6)."""
+    if runtime != "onnxruntime":
+        raise ValueError(f"runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
+    if device != "cpu":
+        raise ValueError("the onnxruntime runtime runs on CPU only")
+    from model.onnx_trunk import cached_onnx_trunk
+
+    return cached_onnx_trunk(pathway)
+
+
 def _project(project, pooled: torch.Tensor) -> np.ndarray:  # type: ignore[no-untyped-def]
     out = [project(pooled[i : i + PROJECT_BATCH]).cpu().numpy() for i in range(0, len(pooled), PROJECT_BATCH)]
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, pooled.shape[1]), np.float32)
 
 
-def embed_strip(model: SheetAudioNet, strip: np.ndarray, hop: int,
-                device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(window centres in strip px, unit vectors (N, D)) for an unrolled strip (H, W) uint8, ink 255."""
+def embed_strip(model: SheetAudioNet, strip: np.ndarray, hop: int, device: str = "cpu",
+                runtime: str = "torch") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(window centres in strip px, unit vectors (N, D)) for an unrolled strip (H, W) uint8, ink 255.
+    `runtime` is one of RUNTIMES (same vectors; "onnxruntime" exports the trunk once per model)."""
     cfg = model.cfg
     centres = window_centres(strip.shape[1], cfg.sheet_window, cfg.stride, hop)
-    pooled = _dense(model.sheet, strip / np.float32(255.0), centres, cfg.sheet_window_cols, cfg.stride, device)
+    pooled = _dense(model.sheet, strip / np.float32(255.0), centres, cfg.sheet_window_cols, cfg.stride, device,
+                    runtime)  # fmt: skip
     return centres, _project(model.project_sheet, pooled)
 
 
-def embed_spectrogram(model: SheetAudioNet, spec: np.ndarray, hop_frames: int,
-                      device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(window centre frames, unit vectors (N, D)) for a (T, bins) spectrogram."""
+def embed_spectrogram(model: SheetAudioNet, spec: np.ndarray, hop_frames: int, device: str = "cpu",
+                      runtime: str = "torch") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(window centre frames, unit vectors (N, D)) for a (T, bins) spectrogram; `runtime` as in embed_strip."""
     cfg = model.cfg
     if len(spec) == 0:
         return np.zeros(0, np.int64), np.zeros((0, cfg.embed_dim), np.float32)
     centres = window_centres(len(spec), cfg.audio_window, cfg.stride, hop_frames)
-    pooled = _dense(model.audio, np.asarray(spec, np.float32).T, centres, cfg.audio_window_cols, cfg.stride, device)
+    pooled = _dense(model.audio, np.asarray(spec, np.float32).T, centres, cfg.audio_window_cols, cfg.stride, device,
+                    runtime)  # fmt: skip
     return centres, _project(model.project_audio, pooled)
 
 

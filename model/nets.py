@@ -36,8 +36,12 @@ class Pathway(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(widths[-1], embed_dim, 1), nn.BatchNorm2d(embed_dim))
 
     def columns(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W) or (B, 1, H, W) input → (B, embed_dim, W // stride) column features."""
-        return self.head(self.blocks(x.unsqueeze(1) if x.dim() == 3 else x)).mean(dim=2)
+        """(B, H, W) or (B, 1, H, W) input → (B, embed_dim, W // stride) column features.
+
+        Channels-last layout: about 1.5× faster forward and backward on CPU than NCHW for these small
+        channel counts (measured on 2 cores; MODEL.md)."""
+        x = (x.unsqueeze(1) if x.dim() == 3 else x).contiguous(memory_format=torch.channels_last)
+        return self.head(self.blocks(x)).mean(dim=2)
 
     def forward(self, x: torch.Tensor, context: int = 0) -> torch.Tensor:
         cols = self.columns(x)
@@ -120,17 +124,17 @@ class SheetAudioNet(nn.Module):
 
     def forward(self, sheet: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training: crops of cfg.sheet_crop / cfg.audio_crop → unit vectors of their centre windows."""
-        ctx = self.cfg.context_cols
-        x, y = self.cca(self.sheet(sheet, ctx), self.audio(audio, ctx))
+        cfg = self.cfg
+        x, y = self.cca(self.sheet(sheet, cfg.sheet_context_cols), self.audio(audio, cfg.audio_context_cols))
         return F.normalize(x, dim=1), F.normalize(y, dim=1)
 
     def embed_sheet(self, sheet: torch.Tensor) -> torch.Tensor:
         """Sheet crops (B, *cfg.sheet_crop) → unit vectors of their centre windows."""
-        return self.project_sheet(self.sheet(sheet, self.cfg.context_cols))
+        return self.project_sheet(self.sheet(sheet, self.cfg.sheet_context_cols))
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio crops (B, *cfg.audio_crop) → unit vectors of their centre windows."""
-        return self.project_audio(self.audio(audio, self.cfg.context_cols))
+        return self.project_audio(self.audio(audio, self.cfg.audio_context_cols))
 
     def project_sheet(self, pooled: torch.Tensor) -> torch.Tensor:
         """Pooled sheet-pathway features (N, 32) → joint space, unit length."""

@@ -35,8 +35,8 @@ def refit_cca(model: SheetAudioNet, pairs: PairIndex, n: int, rng: np.random.Gen
     idx = rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)
     xs, ys = [], []
     for chunk in np.array_split(idx, max(1, len(idx) // 500)):
-        xs.append(model.sheet(sheet_batch(pairs, chunk, model.cfg, None, rng), model.cfg.context_cols))
-        ys.append(model.audio(audio_batch(pairs, chunk, model.cfg, None, rng), model.cfg.context_cols))
+        xs.append(model.sheet(sheet_batch(pairs, chunk, model.cfg, None, rng), model.cfg.sheet_context_cols))
+        ys.append(model.audio(audio_batch(pairs, chunk, model.cfg, None, rng), model.cfg.audio_context_cols))
     model.cca.refit(torch.cat(xs), torch.cat(ys))
 
 
@@ -67,6 +67,12 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
 
     # model, loss temperature (InfoNCE) and optimiser
     model = SheetAudioNet(cfg.model)
+    if cfg.init and not resume:
+        # The layers do not depend on the window sizes, so a checkpoint of an earlier format (other windows,
+        # no context columns) starts the run; only its weights are taken, not its config.
+        model.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True)["state"])
+        log(f"initialised from {cfg.init}")
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     log_temperature = torch.nn.Parameter(torch.tensor(float(np.log(cfg.temperature))))
     optimiser = torch.optim.Adam([*model.parameters(), log_temperature], lr=cfg.lr)
     best: dict = {"MR": float("inf")}

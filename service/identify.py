@@ -5,8 +5,11 @@ Beyond the paper:
   10,000 snippets beside chorales with 100; raw counts let the long pieces (and "hub" snippets that sit
   near every query) win on chance alone. Each piece is ranked by how far its votes exceed what its share
   of the library predicts, in Poisson standard deviations: z = (votes − E) / √E, E = total · n_piece / n_all.
-- A calibrated confidence from the margin between the top two pieces, an explicit no-match answer, and
-  the part of the score the votes point at.
+- The shortlist of pieces with the most significant votes is re-ranked by temporal consistency: the
+  share of excerpts whose hits progress through the piece along one tempo line (service/consistency.py).
+  Chance votes, however many, land at unrelated places; the right piece's hits line up.
+- A calibrated confidence from the top piece's evidence and its margin over the runner-up, an explicit
+  no-match answer, and the part of the score the votes point at.
 Works without HTTP (CLI and benchmarks call it directly); benchmarks leave pieces out by passing a
 `LibraryView` (Library.without) instead of the library.
 """
@@ -15,40 +18,44 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from indexer.library import Library, LibraryView
-from model.audio import SAMPLE_RATE
+from model.audio import FPS, SAMPLE_RATE
+from service.consistency import consistency_scores
 
 DEFAULT_CALIBRATION = {"a": 1.0, "b": -3.0, "threshold": 0.5}  # used only until `sheetid eval calibrate` ran
 MAX_RANKED = 10  # pieces returned
+SHORTLIST = 30  # pieces, by vote z-score, whose hits are checked for temporal consistency
 
 
 @dataclass
 class Calibration:
-    """confidence = sigmoid(a · m + b + c · ln n).
+    """confidence = sigmoid(a · m + b + c · ln n + d · s).
 
-    m is the top piece's vote z-score minus the runner-up's, and n is the number of pieces in the library.
-    Vote margins grow with the library (chance votes spread thinner), so the same margin means less in
-    a small library; c carries that.
+    m is the margin of the top piece's ranking score over the runner-up's, s the top piece's own score,
+    and n the number of pieces in the library. Chance evidence changes with the library's size, so the
+    same margin means something else in a small library; c carries that.
     """
 
     a: float
     b: float
     threshold: float  # below this confidence the answer is "no match"
     c: float = 0.0
+    d: float = 0.0
 
     @classmethod
     def load(cls, path: Path) -> Calibration:
         """The fitted calibration at `path` (Settings.calibration_path), or a neutral default before one exists."""
         data = json.loads(path.read_text()) if path.exists() else DEFAULT_CALIBRATION
-        return cls(float(data["a"]), float(data["b"]), float(data["threshold"]), float(data.get("c", 0.0)))
+        return cls(float(data["a"]), float(data["b"]), float(data["threshold"]), float(data.get("c", 0.0)),
+                   float(data.get("d", 0.0)))  # fmt: skip
 
-    def confidence(self, z: float, pieces: int = 1) -> float:
-        logit = self.a * z + self.b + self.c * math.log(max(1, pieces))
+    def confidence(self, margin: float, pieces: int = 1, top: float = 0.0) -> float:
+        logit = self.a * margin + self.b + self.c * math.log(max(1, pieces)) + self.d * top
         return 1.0 / (1.0 + math.exp(-min(60.0, max(-60.0, logit))))
 
 
@@ -72,6 +79,7 @@ class RankedPiece:
     id: int
     votes: int
     score: float  # votes above chance for the piece's size, in Poisson standard deviations
+    consistency: float = 0.0  # share of excerpts whose hits line up in this piece (0 when not re-ranked)
 
 
 @dataclass
@@ -83,6 +91,13 @@ class Identification:
     seconds: float
     matched_strip_x: tuple[float, float] | None = None  # where the top piece's votes fall (10th–90th pct)
     margin: float = 0.0
+    reranked: bool = False  # ranked by temporal consistency (Settings.rerank)
+
+    @property
+    def evidence(self) -> tuple[float, float]:
+        """(margin, top) fed to the calibration: consistency when re-ranked, else vote z-scores."""
+        values = [p.consistency if self.reranked else p.score for p in self.pieces]
+        return margin_statistic(values), (values[0] if values else 0.0)
 
 
 def identify(library: Library | LibraryView, wave: np.ndarray, calibration: Calibration | None = None,
@@ -91,8 +106,8 @@ def identify(library: Library | LibraryView, wave: np.ndarray, calibration: Cali
     st = library.settings
     calibration = calibration or Calibration.load(st.calibration_path)
     if st.no_match_threshold is not None:
-        calibration = Calibration(calibration.a, calibration.b, st.no_match_threshold, calibration.c)
-    _, vectors = library.embed_recording(wave, hop_frames or st.excerpt_hop)
+        calibration = replace(calibration, threshold=st.no_match_threshold)  # keeps every fitted weight
+    centres, vectors = library.embed_recording(wave, hop_frames or st.excerpt_hop)
     seconds = len(wave) / SAMPLE_RATE
     sizes = library.piece_sizes()
     if sizes.sum() == 0 or len(vectors) == 0:
@@ -102,13 +117,23 @@ def identify(library: Library | LibraryView, wave: np.ndarray, calibration: Cali
     valid = pieces >= 0
     votes = np.bincount(pieces[valid], minlength=len(sizes))[: len(sizes)]
     scores = vote_scores(votes.astype(np.float64), sizes.astype(np.float64))
-    order = [int(i) for i in np.argsort(-scores, kind="stable")[:MAX_RANKED] if votes[i] > 0]
-    ranked = [RankedPiece(i, int(votes[i]), float(scores[i])) for i in order]
-    z = margin_statistic([r.score for r in ranked])
-    confidence = calibration.confidence(z, int((sizes > 0).sum()))
+    shortlist = [int(i) for i in np.argsort(-scores, kind="stable")[: SHORTLIST if st.rerank else MAX_RANKED]
+                 if votes[i] > 0]  # fmt: skip
+    consistency = np.zeros(len(shortlist))
+    if st.rerank and shortlist:
+        consistency = consistency_scores(centres / FPS, pieces.reshape(ids.shape),
+                                         library.snippets.strip_x_at(ids), shortlist)  # fmt: skip
+        order = np.lexsort((-scores[shortlist], -consistency))  # consistency first, votes break ties
+        shortlist, consistency = [shortlist[i] for i in order], consistency[order]
+    ranked = [RankedPiece(i, int(votes[i]), float(scores[i]), float(c))
+              for i, c in zip(shortlist[:MAX_RANKED], consistency[:MAX_RANKED], strict=True)]  # fmt: skip
+    result = Identification(True, 0.0, ranked, len(vectors), seconds, reranked=st.rerank)
+    margin, top = result.evidence
+    confidence = calibration.confidence(margin, int((sizes > 0).sum()), top)
     matched = None
     if ranked:
         top_ids = ids.ravel()[valid][pieces[valid] == ranked[0].id]
         xs = library.snippets.strip_x_of(top_ids)
         matched = (float(np.percentile(xs, 10)), float(np.percentile(xs, 90))) if len(xs) else None
-    return Identification(confidence < calibration.threshold, confidence, ranked, len(vectors), seconds, matched, z)
+    return Identification(confidence < calibration.threshold, confidence, ranked, len(vectors), seconds, matched,
+                          margin, st.rerank)  # fmt: skip

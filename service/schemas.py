@@ -25,6 +25,8 @@ class RankedPieceOut(BaseModel):
     composer: str | None
     votes: int
     score: float = Field(description="votes above chance for the piece's size, in Poisson standard deviations")
+    consistency: float = Field(0.0, description="share of excerpts whose hits progress through this piece "
+                               "along one tempo line (the ranking key)")
 
 
 class MatchRegion(BaseModel):
@@ -76,6 +78,8 @@ class JobOut(BaseModel):
     piece_id: int | None = None
     duplicate: bool = False
     error: str | None = None
+    pages_without_music: list[int] = Field(default_factory=list,
+                                           description="1-based pages skipped because no staff system was found")
 
 
 class ErrorOut(BaseModel):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.audio import spectrogram
+from model.audio import SAMPLE_RATE, spectrogram
 from model.data import dataset as ds
 from model.data.corpus import PieceSpec, load_splits, pieces_in, reduce_to_grand_staff, split_of, to_musicxml
 from model.data.engrave import MUSIC_FONTS, RASTER_SCALE, Engraving, engrave
@@ -102,12 +102,12 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
         wave = render(eng.notes, bpm, font, vary_velocity=split == "train")
         rec.renditions.append(ds.Rendition(font, bpm, spectrogram(wave)))
         if split != "train":
-            audio = root / ds.AUDIO_DIR / f"{ds.piece_key(spec.id)}.flac"
+            audio = ds.audio_path(root, spec.id)
             audio.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(audio, wave, 22050)
+            sf.write(audio, wave, SAMPLE_RATE)
     rec.meta.update(music_font=font, pages=len(eng.pages), systems=len(eng.systems), notes=len(eng.notes),
                     onsets=len(onset_q))
-    save_pdf(eng.pages, root / ds.PDF_DIR / f"{ds.piece_key(spec.id)}.pdf", meta["title"], spec.composer)
+    save_pdf(eng.pages, ds.pdf_path(root, spec.id), meta["title"], spec.composer)
     ds.save_record(rec, root)
     renditions = [{"font": r.font, "bpm": r.bpm} for r in rec.renditions]
     return dict(rec.meta, split=split, composer=spec.composer, renditions=renditions,
@@ -135,7 +135,7 @@ def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print
         if missing:
             raise KeyError(f"not in the split file: {sorted(missing)}")
     manifest = ds.read_manifest(root)
-    todo = [s for s in specs if not (root / ds.PIECES_DIR / f"{ds.piece_key(s.id)}.npz").exists()
+    todo = [s for s in specs if not ds.record_path(root, s.id).exists()
             or s.id not in manifest["pieces"]]  # fmt: skip
     # Long pieces first, so the last worker does not idle behind one big quartet.
     todo.sort(key=lambda s: (s.kind != "quartet", s.kind != "with_piano", s.id))

@@ -64,12 +64,6 @@ class PieceSpec:
     composer: str
     kind: str  # piano | with_piano | quartet | chorale
 
-    @property
-    def staff_groups(self) -> str:
-        """Which source parts form the upper and lower staff (resolved once the part count is known)."""
-        return {"piano": "first two", "with_piano": "last two", "quartet": "1+2 / 3+4",
-                "chorale": "S+A / T+B"}[self.kind]  # fmt: skip
-
 
 def piece_id(path: str) -> str:
     return path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path

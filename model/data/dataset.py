@@ -74,7 +74,7 @@ class PieceRecord:
 
 def save_record(rec: PieceRecord, root: Path) -> Path:
     """Write atomically, so an interrupted build never leaves a half-written piece behind."""
-    path = root / PIECES_DIR / f"{piece_key(rec.id)}.npz"
+    path = record_path(root, rec.id)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {
         "strip": rec.strip.image,

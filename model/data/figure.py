@@ -23,7 +23,7 @@ def _to_image(a: np.ndarray, invert: bool) -> Image.Image:
 
 
 def figure2(root: Path, piece: str, out: Path, n: int = 4) -> None:
-    rec = ds.load_record(root / ds.PIECES_DIR / f"{ds.piece_key(piece)}.npz")
+    rec = ds.load_record(ds.record_path(root, piece))
     rendition = rec.renditions[0]
     picks = np.linspace(0, len(rec.onset_q) - 1, n + 2).round().astype(int)[1:-1]
     cfg = ModelConfig()  # the windows the network pairs (without the crops' context columns)

@@ -104,7 +104,8 @@ async def align_recording(
                                         settings.request_timeout_s)
     except TimeoutError:
         raise TimedOut("alignment took too long") from None
-    jumps = [JumpOut(time=j.time, source=point_out(j.source), target=point_out(j.target)) for j in result.jumps]
+    jumps = [JumpOut.model_validate({"time": j.time, "from": point_out(j.source), "to": point_out(j.target)})
+             for j in result.jumps]  # fmt: skip
     return AlignOut(piece_id=piece_id, subsequence=result.subsequence, page_size=sizes,
                     points=[point_out(p) for p in result.points], jumps=jumps)  # fmt: skip
 

@@ -1,0 +1,85 @@
+"""Identification behaviours on small real libraries made by the project's own pipeline."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from indexer.library import Library
+from indexer.settings import Settings
+from model.audio import SAMPLE_RATE
+from model.data import dataset as ds
+from service.identify import identify
+from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
+
+DISTRACTORS = 100  # short pieces added to a library to check that the right answer does not move
+
+
+def _recording(dataset: Path, piece: str) -> np.ndarray:
+    wave, sr = sf.read(dataset / ds.AUDIO_DIR / f"{ds.piece_key(piece)}.flac", dtype="float32")
+    assert sr == SAMPLE_RATE
+    return wave
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory, pdfs: dict[str, bytes]) -> Library:
+    lib = Library(Settings(data_dir=tmp_path_factory.mktemp("identify-lib"), threads=2))
+    for piece in (TRAIN_PIECE, VAL_PIECE, TEST_PIECE):
+        lib.add_pdf(pdfs[piece], title=piece)
+    return lib
+
+
+def _top(lib: Library, wave: np.ndarray) -> str:
+    result = identify(lib, wave)
+    return lib.titles([result.pieces[0].id])[result.pieces[0].id][0]
+
+
+def test_a_recording_that_plays_a_section_twice_is_still_identified(library: Library, dataset: Path) -> None:
+    wave = _recording(dataset, TEST_PIECE)
+    half = wave[: len(wave) // 2]
+    assert _top(library, np.concatenate([half, half])) == TEST_PIECE
+
+
+def test_a_library_without_the_piece_answers_no_match(library: Library, dataset: Path) -> None:
+    wave = _recording(dataset, TEST_PIECE)
+    test_id = next(pid for pid, (title, _) in library.titles(list(library.counts())).items() if title == TEST_PIECE)
+    assert not identify(library, wave).no_match  # with the piece present, a confident match
+    result = identify(library.without([test_id]), wave)
+    assert result.no_match and all(p.id != test_id for p in result.pieces)
+
+
+@pytest.mark.slow
+def test_top1_holds_when_100_short_distractor_pieces_are_added(
+    tmp_path: Path, pdfs: dict[str, bytes], dataset: Path
+) -> None:
+    from model.data.build import save_pdf, score_xml
+    from model.data.corpus import load_splits, pieces_in
+    from model.data.engrave import engrave
+
+    lib = Library(Settings(data_dir=tmp_path / "lib", threads=2))
+    for piece in (VAL_PIECE, TEST_PIECE):
+        lib.add_pdf(pdfs[piece], title=piece)
+    queries = {piece: _recording(dataset, piece) for piece in (VAL_PIECE, TEST_PIECE)}
+    before = {piece: _top(lib, wave) for piece, wave in queries.items()}
+    chorales = [s for s in pieces_in(load_splits()) if s.kind == "chorale" and s.id != TRAIN_PIECE]
+    for spec in chorales[:DISTRACTORS]:  # first page of each: one or two systems of another piece
+        eng = engrave(score_xml(spec)[0])
+        out = tmp_path / "distractor.pdf"
+        save_pdf(eng.pages[:1], out, spec.id, spec.composer)
+        lib.add_pdf(out.read_bytes(), title=spec.id)
+    assert len(lib.counts()) == 2 + DISTRACTORS
+    after = {piece: _top(lib, wave) for piece, wave in queries.items()}
+    assert before == after == {piece: piece for piece in queries}
+
+
+def test_identify_answers_over_http_bytes_too(library: Library, dataset: Path) -> None:
+    """The same recording decoded from FLAC bytes (as the API receives it) gives the same top piece."""
+    from service.uploads import decode_audio
+
+    buf = io.BytesIO()
+    sf.write(buf, _recording(dataset, VAL_PIECE), SAMPLE_RATE, format="FLAC")
+    assert _top(library, decode_audio(buf.getvalue(), library.settings)) == VAL_PIECE
