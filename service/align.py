@@ -59,7 +59,8 @@ def align(library: Library, piece_id: int, wave: np.ndarray, subsequence: bool |
         expected_s = (snippets.strip_x[-1] - snippets.strip_x[0]) / STRIP_PX_PER_SECOND
         subsequence = len(wave) / SAMPLE_RATE < SUBSEQ_RATIO * expected_s
     # librosa's subsequence DTW searches the shorter axis inside the longer one: the audio must be shorter.
-    subsequence = subsequence and cost.shape[0] <= cost.shape[1]
+    # (a plain bool: the length test above yields numpy's bool, which JSON output cannot carry)
+    subsequence = bool(subsequence and cost.shape[0] <= cost.shape[1])
     path = dtw_path(cost, subsequence)
     return Alignment(piece_id, subsequence, _points(path, centres, snippets), cost, path)
 
