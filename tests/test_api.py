@@ -21,8 +21,9 @@ KEY = {"X-API-Key": "test-key"}
 
 
 @pytest.fixture()
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "lib", api_key="test-key", max_upload_mb=5, max_audio_seconds=600)
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app over the `settings` fixture's library (FAISS or Milvus Lite, SQLite or PostgreSQL)."""
+    settings = settings.model_copy(update={"api_key": "test-key", "max_upload_mb": 5, "max_audio_seconds": 600})
     with TestClient(create_app(settings)) as c:
         yield c
 
@@ -99,6 +100,7 @@ def test_identify_and_align(client: TestClient, pdfs: dict[str, bytes], dataset:
     assert all(0 <= p["x"] <= width and 0 <= (p["box"][1] + p["box"][3]) / 2 <= height for p in points)
     first = [p["x"] for p in points if p["system"] == points[0]["system"]]
     assert first[-1] > first[0]  # within a system the music moves right (tests/test_align.py turns pages)
+    assert r.json()["jumps"] == []  # played straight through: the jump-aware path does not jump
 
 
 def test_hostile_pdfs_get_4xx_and_change_nothing(client: TestClient, pdfs: dict[str, bytes]) -> None:
