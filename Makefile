@@ -9,6 +9,7 @@ APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-sou
 	csound-soundfont timgm6mb-soundfont poppler-utils \
 	timidity freepats  # the robust query set's synthesizer, unseen in training (benchmarks/robust.py)
 APT_TEST_PACKAGES := chromium chromium-driver postgresql  # browser end-to-end test; library tests on PostgreSQL
+APT_BENCH_PACKAGES := musescore3 lilypond  # system detection on other engravers' PDFs (`eval systems --engraver`)
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: install system-deps test lint demo data train corpus-library eval bench docker-smoke clean
@@ -54,11 +55,15 @@ train: install
 # Every corpus PDF indexed through the real path: the library the benchmarks query (resumable).
 corpus-library: install
 	$(VENV)/bin/sheetid data build
-	SHEETID_DATA_DIR=$(CURDIR)/data/corpus-library $(VENV)/bin/sheetid index data/dataset/pdf
+	$(VENV)/bin/sheetid eval library --dataset data/dataset --library data/corpus-library
 
-eval: corpus-library
+eval: EXTRA_APT = $(APT_BENCH_PACKAGES)
+eval: system-deps corpus-library
 	$(VENV)/bin/sheetid eval snippets
 	$(VENV)/bin/sheetid eval systems
+	$(VENV)/bin/sheetid eval systems --degrade scan
+	$(VENV)/bin/sheetid eval systems --engraver musescore
+	$(VENV)/bin/sheetid eval systems --engraver lilypond
 	$(VENV)/bin/sheetid eval calibrate
 	$(VENV)/bin/sheetid eval robust-queries --split test
 	$(VENV)/bin/sheetid eval identify

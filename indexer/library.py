@@ -12,7 +12,7 @@ import hashlib
 import shutil
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ Progress = Callable[[str, float], None]  # (stage, fraction done)
 class AddResult:
     piece_id: int
     created: bool  # False when the same PDF (by content hash) was already in the library
+    pages_without_music: list[int] = field(default_factory=list)  # 1-based pages skipped (title, text, blank)
 
 
 class Library:
@@ -146,7 +147,7 @@ class Library:
                 s.add(piece)
             pid = piece.id
             try:
-                ids = self._store_vectors(pid, pages, score)
+                ids = self._store_vectors(pid, score.page_images, score)
                 # phase 2: vectors into FAISS, saved atomically, then the piece becomes visible
                 self.index.add(ids, score.vectors)
                 self.index.save(st.index_path)
@@ -158,7 +159,7 @@ class Library:
                 raise
         if progress:
             progress("indexed", 1.0)
-        return AddResult(pid, created=True)
+        return AddResult(pid, created=True, pages_without_music=score.pages_without_music)
 
     def _store_vectors(self, pid: int, pages: list[np.ndarray], score) -> np.ndarray:  # type: ignore[no-untyped-def]
         page_dir = self.settings.pages_dir / str(pid)
@@ -221,7 +222,7 @@ class Library:
                     s.execute(delete(SystemRow).where(SystemRow.piece_id == pid))
                     s.execute(delete(Page).where(Page.piece_id == pid))
                     s.execute(update(Piece).where(Piece.id == pid).values(status=Status.pending))
-                self._store_vectors(pid, pages, score)
+                self._store_vectors(pid, score.page_images, score)
                 with self.Session.begin() as s:
                     s.execute(update(Piece).where(Piece.id == pid)
                               .values(status=Status.indexed, model_version=self.model_version))  # fmt: skip

@@ -29,6 +29,7 @@ EMBED_BATCH = 256  # crops per forward pass on the per-window path
 PROJECT_BATCH = 8192  # pooled windows projected per step
 TILE_COLS = 512  # feature columns per trunk pass over a long input (8,192 px or frames)
 HALO_COLS = 4  # columns of overlap each side of a tile: 64 px, beyond the trunk's receptive-field radius (38)
+RUNTIMES = ("torch", "onnxruntime")  # what runs the dense trunk; onnxruntime: CPU only, pip extra `onnx`
 
 
 def window_centres(length: int, window: int, stride: int, hop: int) -> np.ndarray:
@@ -82,7 +83,7 @@ def _columns(trunk: nn.Module, image: torch.Tensor, stride: int) -> torch.Tensor
 
 @torch.no_grad()
 def _dense(pathway: Pathway, image: np.ndarray, centres: np.ndarray, window_cols: int, stride: int,
-           device: str) -> torch.Tensor:  # fmt: skip
+           device: str, runtime: str = "torch") -> torch.Tensor:  # fmt: skip
     """Pooled trunk features (N, D) of the windows centred on `centres`, one trunk pass per grid phase."""
     h, w = image.shape
     window = window_cols * stride
@@ -93,7 +94,7 @@ def _dense(pathway: Pathway, image: np.ndarray, centres: np.ndarray, window_cols
     starts = np.asarray(centres, dtype=np.int64) - window // 2  # window's left edge in image px
     phases = starts % stride
     src = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)
-    trunk = inference_trunk(pathway)
+    trunk = inference_trunk(pathway) if runtime == "torch" else _onnx_trunk(pathway, device, runtime)
     for phase in np.unique(phases):
         shifted = torch.zeros((h, total), device=device)
         # shifted[:, i] = image[:, i − pad + phase], so column j starts at image px j·stride − pad + phase
@@ -106,28 +107,42 @@ def _dense(pathway: Pathway, image: np.ndarray, centres: np.ndarray, window_cols
     return pooled
 
 
+def _onnx_trunk(pathway: Pathway, device: str, runtime: str) -> nn.Module:
+    """The trunk run by ONNX Runtime (`sheetid bench runtime`: faster on CPU, same features within 1e-6)."""
+    if runtime != "onnxruntime":
+        raise ValueError(f"runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
+    if device != "cpu":
+        raise ValueError("the onnxruntime runtime runs on CPU only")
+    from model.onnx_trunk import cached_onnx_trunk
+
+    return cached_onnx_trunk(pathway)
+
+
 def _project(project, pooled: torch.Tensor) -> np.ndarray:  # type: ignore[no-untyped-def]
     out = [project(pooled[i : i + PROJECT_BATCH]).cpu().numpy() for i in range(0, len(pooled), PROJECT_BATCH)]
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, pooled.shape[1]), np.float32)
 
 
-def embed_strip(model: SheetAudioNet, strip: np.ndarray, hop: int,
-                device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(window centres in strip px, unit vectors (N, D)) for an unrolled strip (H, W) uint8, ink 255."""
+def embed_strip(model: SheetAudioNet, strip: np.ndarray, hop: int, device: str = "cpu",
+                runtime: str = "torch") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(window centres in strip px, unit vectors (N, D)) for an unrolled strip (H, W) uint8, ink 255.
+    `runtime` is one of RUNTIMES (same vectors; "onnxruntime" exports the trunk once per model)."""
     cfg = model.cfg
     centres = window_centres(strip.shape[1], cfg.sheet_window, cfg.stride, hop)
-    pooled = _dense(model.sheet, strip / np.float32(255.0), centres, cfg.sheet_window_cols, cfg.stride, device)
+    pooled = _dense(model.sheet, strip / np.float32(255.0), centres, cfg.sheet_window_cols, cfg.stride, device,
+                    runtime)  # fmt: skip
     return centres, _project(model.project_sheet, pooled)
 
 
-def embed_spectrogram(model: SheetAudioNet, spec: np.ndarray, hop_frames: int,
-                      device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(window centre frames, unit vectors (N, D)) for a (T, bins) spectrogram."""
+def embed_spectrogram(model: SheetAudioNet, spec: np.ndarray, hop_frames: int, device: str = "cpu",
+                      runtime: str = "torch") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(window centre frames, unit vectors (N, D)) for a (T, bins) spectrogram; `runtime` as in embed_strip."""
     cfg = model.cfg
     if len(spec) == 0:
         return np.zeros(0, np.int64), np.zeros((0, cfg.embed_dim), np.float32)
     centres = window_centres(len(spec), cfg.audio_window, cfg.stride, hop_frames)
-    pooled = _dense(model.audio, np.asarray(spec, np.float32).T, centres, cfg.audio_window_cols, cfg.stride, device)
+    pooled = _dense(model.audio, np.asarray(spec, np.float32).T, centres, cfg.audio_window_cols, cfg.stride, device,
+                    runtime)  # fmt: skip
     return centres, _project(model.project_audio, pooled)
 
 

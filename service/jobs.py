@@ -6,7 +6,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from indexer.errors import BadInput
 from indexer.library import AddResult, Library
@@ -23,6 +23,7 @@ class Job:
     piece_id: int | None = None
     duplicate: bool = False
     error: str | None = None
+    pages_without_music: list[int] = field(default_factory=list)  # 1-based pages skipped: no staff systems
 
 
 class JobRunner:
@@ -60,6 +61,7 @@ class JobRunner:
             try:
                 result = work(job)
                 job.piece_id, job.duplicate = result.piece_id, not result.created
+                job.pages_without_music = result.pages_without_music
                 job.status, job.stage, job.progress = "done", "indexed", 1.0
             except BadInput as exc:
                 job.status, job.error = "failed", str(exc)

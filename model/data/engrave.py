@@ -128,6 +128,11 @@ def mei_pitches(mei: str) -> dict[str, int]:
 _REND = re.compile(r"^(.*?)(-rend\d+)?$")  # a repeat-expanded note id: the printed note's id + "-rend<n>"
 
 
+def printed_id(note_id: str) -> str:
+    """The printed note a performed note plays: a replayed note's id without its `-rend<n>` suffix."""
+    return _REND.match(note_id).group(1)  # type: ignore[union-attr]
+
+
 def _notes(pitches: dict[str, int], timemap: list[dict], tie_ends: dict[str, str]) -> list[Note]:
     """Sounding notes from verovio's timemap; a tie's continuation extends its first note instead.
 
@@ -163,7 +168,9 @@ def engrave(musicxml: str, font: str = "Leipzig", expand_repeats: bool = False, 
 
     `font` is one of verovio's music fonts: training pieces are engraved in all of them, so the sheet
     pathway does not learn one font's note heads, clefs and beams. `expand_repeats` plays repeats (see
-    the module notes); `draw=False` returns the sounding notes and bars only (no SVG, no rasters)."""
+    the module notes); every replayed note gets its printed note's head position, so the pages and
+    positions are those of the printed score. `draw=False` returns the sounding notes and bars only (no
+    SVG, no rasters)."""
     import verovio
 
     verovio.enableLog(verovio.LOG_OFF)
@@ -190,4 +197,9 @@ def engrave(musicxml: str, font: str = "Leipzig", expand_repeats: bool = False, 
         for nid, (s, x, y) in heads.items():
             result.head_system[nid], result.head_x[nid], result.head_y[nid] = s, x, y
         result.pages.append(_rasterise(svg))
+    for note in result.notes:  # a replayed note sits where its printed note is drawn
+        base = printed_id(note.id)
+        if base != note.id and base in result.head_x:
+            result.head_system[note.id] = result.head_system[base]
+            result.head_x[note.id], result.head_y[note.id] = result.head_x[base], result.head_y[base]
     return result
