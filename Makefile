@@ -38,6 +38,7 @@ lint: install
 test: EXTRA_APT = $(APT_TEST_PACKAGES)
 test: install lint
 	$(PY) -m pytest -q
+	SHEETID_TEST_VECTOR_STORE=milvus-lite $(PY) -m pytest -q tests/test_indexer.py tests/test_jobs.py tests/test_api.py
 	PY=$(PY) scripts/postgres_tests.sh
 
 demo: install
@@ -71,6 +72,7 @@ eval: system-deps corpus-library
 
 bench: corpus-library
 	$(VENV)/bin/sheetid bench --scale 421000 --scale 1000000
+	$(VENV)/bin/sheetid bench --vectors-only --vector-scale 1000000 --vector-scale 10000000
 
 # Builds the image on a private dockerd and runs the compose demo for real (slow; not part of `make test`).
 docker-smoke:

@@ -275,6 +275,29 @@ def align_cmd(
                    f"page {j['to']['page']}, system {j['to']['system'] + 1}")  # fmt: skip
 
 
+@app.command("worker")
+def worker_cmd() -> None:
+    """Run ingest jobs from the database queue until SIGTERM (scale-out: beside API-only replicas)."""
+    import logging
+    import signal
+
+    from indexer.library import open_library
+    from indexer.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    lib = open_library()
+    if not lib.index.shared:
+        typer.echo("sheetid worker needs a shared vector store (SHEETID_VECTOR_STORE=milvus://host:19530); "
+                   "with FAISS, `sheetid serve` runs the ingest jobs itself", err=True)  # fmt: skip
+        raise typer.Exit(2)
+    worker = Worker(lib)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop.set())  # finish the current job, then exit
+    typer.echo(f"sheetid worker {worker.name}: {lib.settings.db_url.split('@')[-1]}, {lib.settings.vector_store}")
+    worker.run()
+    lib.close()
+
+
 @app.command("serve")
 def serve_cmd(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",

@@ -168,13 +168,21 @@ def bench_cmd(
     scale: Annotated[list[int] | None, typer.Option(help="synthetic vector counts for the search benchmark")] = None,
     clients: Annotated[int, typer.Option(help="parallel HTTP clients in the load benchmark")] = 4,
     load_seconds: Annotated[float, typer.Option(help="length of the load benchmark (0 skips it)")] = 30.0,
+    vector_scale: Annotated[list[int] | None, typer.Option(
+        help="vector engines at this many synthetic vectors (FAISS HNSW/IVF, embedded Milvus server)")] = None,
+    engine: Annotated[list[str] | None, typer.Option(help="faiss-hnsw, faiss-ivf, milvus-hnsw (default: all)")] = None,
+    vectors_only: Annotated[bool, typer.Option("--vectors-only", help="only the --vector-scale figures")] = False,
 ) -> None:
-    """Print speed figures: 10-page PDF indexing, identification latency, HTTP load, FAISS search at scale."""
+    """Print speed figures: 10-page PDF indexing, identification latency, HTTP load, vector search at scale."""
     if ctx.invoked_subcommand is not None:  # `sheetid bench runtime`: only the subcommand's figures
         return
+    from benchmarks import vector_scale as engines_bench
     from benchmarks.speed import run_all
 
-    run_all(dataset, library, scale, clients, load_seconds, emit=lambda figure: typer.echo(json.dumps(figure)))
+    if not vectors_only:
+        run_all(dataset, library, scale, clients, load_seconds, emit=lambda figure: typer.echo(json.dumps(figure)))
+    for n in vector_scale or []:
+        engines_bench.run(n, tuple(engine or engines_bench.ENGINES), log=typer.echo)
 
 
 @bench_app.command("runtime")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -130,7 +129,7 @@ def timidity(notes: Sequence[Note], note_velocities: Sequence[int], pedal: Seque
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
         write_midi(notes, 60.0, mid, note_velocities=note_velocities, pedal=pedal)  # at 60 bpm a quarter is 1 s
         # timidity's own reverb and chorus stay off: the room is ours, drawn per piece
-        subprocess.run(["nice", "-n", "19", "timidity", "-c", FREEPATS_CONFIG, "-EFreverb=d", "-EFchorus=d",
+        subprocess.run(["timidity", "-c", FREEPATS_CONFIG, "-EFreverb=d", "-EFchorus=d",
                         "-OwM", "-s", str(SAMPLE_RATE), "-o", str(wav), str(mid)],
                        check=True, capture_output=True, timeout=600)  # fmt: skip
         audio, sr = sf.read(wav, dtype="float32", always_2d=True)
@@ -210,7 +209,6 @@ def build_robust(dataset: Path, split: str, root: Path | None = None, log: Calla
 
     if split not in SPLIT_GROUPS:
         raise ValueError(f"split must be one of {sorted(SPLIT_GROUPS)}, not {split!r}")
-    os.nice(19 - os.nice(0))  # CPU-light: the rendering yields to training and dataset builds
     out = (root or robust_root(dataset)) / split
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / ds.MANIFEST

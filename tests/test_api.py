@@ -21,8 +21,9 @@ KEY = {"X-API-Key": "test-key"}
 
 
 @pytest.fixture()
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "lib", api_key="test-key", max_upload_mb=5, max_audio_seconds=600)
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app over the `settings` fixture's library (FAISS or Milvus Lite, SQLite or PostgreSQL)."""
+    settings = settings.model_copy(update={"api_key": "test-key", "max_upload_mb": 5, "max_audio_seconds": 600})
     with TestClient(create_app(settings)) as c:
         yield c
 
