@@ -1,4 +1,4 @@
-"""`sheetid eval ...`, `sheetid bench [runtime]` and `sheetid demo-library`: the benchmark commands (cli.py mounts them)."""
+"""`sheetid eval ...`, `sheetid bench [runtime]`, `sheetid demo-library`: the benchmark commands (mounted by cli.py)."""
 
 from __future__ import annotations
 

@@ -32,8 +32,9 @@ def export_trunk(pathway: Pathway) -> bytes:
         # The TorchScript exporter is deprecated in favour of the torch.export one, which needs onnxscript
         # as a further dependency; this one needs only onnx and is supported by the pinned torch (< 2.14).
         warnings.simplefilter("ignore", DeprecationWarning)
+        axes = {"x": {2: "height", 3: "width"}, "y": {2: "rows", 3: "columns"}}
         torch.onnx.export(trunk, (example,), buf, input_names=["x"], output_names=["y"], opset_version=OPSET,
-                          dynamic_axes={"x": {2: "height", 3: "width"}, "y": {2: "rows", 3: "columns"}}, dynamo=False)  # fmt: skip
+                          dynamic_axes=axes, dynamo=False)  # fmt: skip
     return buf.getvalue()
 
 
