@@ -10,7 +10,7 @@ APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-sou
 APT_TEST_PACKAGES := chromium chromium-driver postgresql  # browser end-to-end test; library tests on PostgreSQL
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install system-deps test lint demo data train corpus-library eval bench docker-smoke clean
+.PHONY: install system-deps test lint demo data train corpus-library eval bench bench-runtime docker-smoke clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -64,6 +64,11 @@ eval: corpus-library
 
 bench: corpus-library
 	$(VENV)/bin/sheetid bench --scale 421000 --scale 1000000
+
+# The dense trunk under each CPU runtime (eager, folded channels-last, 1 thread, torch.compile, ONNX Runtime, bf16).
+bench-runtime: $(STAMP)
+	$(PY) -m pip install -q -e '.[onnx]'
+	$(VENV)/bin/sheetid bench runtime
 
 # Builds the image on a private dockerd and runs the compose demo for real (slow; not part of `make test`).
 docker-smoke:
