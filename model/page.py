@@ -17,8 +17,7 @@ import numpy as np
 INK_THRESHOLD = 192  # grey level (on a flat-fielded page) below which a pixel counts as ink
 BACKGROUND_CELLS = 64  # the paper level is estimated on a grid this many cells across the page
 MIN_CONTRAST = 64  # a page whose darkest ink is within this of the paper holds no ink at all
-NOISE_TO_DENOISE = 2.0  # grey-level noise above which the page is smoothed before thresholding
-DENOISE_SIGMA = 1.0  # px: Gaussian smoothing of a noisy page
+DENOISE_SIGMA = 1.0  # px: Gaussian smoothing of a scanned page
 NOISE_MARGIN, MIN_DROP = 4.0, 12.0  # on a noisy page ink is this many noise spreads (at least MIN_DROP
 MAX_INK_THRESHOLD = 235  # grey levels) darker than the paper, and darker than this in any case
 MAX_SKEW = 3.0  # degrees: the deskew search range, either way
@@ -42,7 +41,7 @@ class PreparedPage:
     """A page ready for staff detection, in the frame of `image` (the straightened page)."""
 
     image: np.ndarray  # flat-fielded, straightened greyscale page (uint8, paper 255)
-    ink: np.ndarray  # bool ink mask of `image`, denoised where the page was noisy
+    ink: np.ndarray  # bool ink mask of `image` (a scan's smoothed first)
     metrics: StaffMetrics
     angle: float  # degrees the input was rotated by to straighten it (0 when left alone)
     matrix: np.ndarray  # (2, 3) affine map from input page px to the rotated page
@@ -95,16 +94,13 @@ def _paper_spread(page: np.ndarray) -> tuple[float, float]:
     return float(median), 1.4826 * mad
 
 
-def noise_level(page: np.ndarray) -> float:
-    """Grey-level noise of the paper of a flat-fielded page (0 for a born-digital page)."""
-    return _paper_spread(page)[1]
-
-
-def ink_mask(page: np.ndarray, noise: float) -> np.ndarray:
-    """Ink pixels of a flat-fielded page. A noise-free page is cut at INK_THRESHOLD; a noisy one is
-    smoothed first, so noise neither breaks staff lines into short runs nor scatters ink specks, and
-    cut just below its paper's noise, so thin lines that blur left light grey still count as ink."""
-    if noise <= NOISE_TO_DENOISE:
+def ink_mask(page: np.ndarray) -> np.ndarray:
+    """Ink pixels of a flat-fielded page. A born-digital page (paper exactly white) is cut at
+    INK_THRESHOLD; any other is smoothed first, so noise neither breaks staff lines into short runs nor
+    scatters ink specks, and cut just below its paper's noise, so thin lines that blur and JPEG left
+    light grey still count as ink."""
+    paper, spread = _paper_spread(page)
+    if paper >= 254 and spread < 1.0:
         return page < INK_THRESHOLD
     smooth = cv2.GaussianBlur(page, (0, 0), DENOISE_SIGMA)
     paper, spread = _paper_spread(smooth)
@@ -220,19 +216,18 @@ def prepare(page: np.ndarray, deskew: bool = True) -> PreparedPage:
     if page.ndim != 2:
         raise ValueError("expected a greyscale page")
     image = flat_field(page)
-    noise = noise_level(image)
-    ink = ink_mask(image, noise)
+    ink = ink_mask(image)
     angle = skew_angle(ink) if deskew else 0.0
     h, w = image.shape
     matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     if abs(angle) >= MIN_SKEW:
         matrix = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
         image = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=255)
-        ink = ink_mask(image, noise)
+        ink = ink_mask(image)
     else:
         angle = 0.0
     shear = _band_slopes(ink) if deskew else None
     if shear is not None:
         image = _unshear(image, shear)
-        ink = ink_mask(image, noise)
+        ink = ink_mask(image)
     return PreparedPage(image=image, ink=ink, metrics=staff_metrics(ink), angle=angle, matrix=matrix, shear=shear)

@@ -26,6 +26,7 @@ BARLINE_INK = 230  # grey level below which a pixel of a (thin, anti-aliased) ba
 BRIDGE_SPACES = 0.5  # horizontal gaps up to this many staff spaces are bridged when following a line
 SPREAD_SPACES = 0.15  # a staff line is followed over this many staff spaces of rows (curved lines)
 ALIGN_SPACES = 2.0  # the lines of one staff start and end within this many staff spaces of each other
+LINE_COVERAGE = 0.85  # share of a staff line's extent that is ink (median over its five lines)
 
 Staff = tuple[np.ndarray, int, int]  # five line y centres, left x, right x
 
@@ -185,24 +186,28 @@ def _staves(page: PreparedPage) -> list[Staff]:
         staff = ys[picked]
         bands = [np.asarray(lines_mask[max(0, int(v) - 1) : int(v) + 2].any(axis=0)) for v in staff]
         extents = [_line_extent(band, _bridge(page.metrics)) for band in bands]
-        if not _aligned(extents, space):
+        left, right = int(np.median([e[0] for e in extents])), int(np.median([e[1] for e in extents]))
+        # staff lines are drawn unbroken; rows through a paragraph of text are ink only where letters are
+        if not _aligned(extents, space) or np.median([b[left:right].mean() for b in bands]) < LINE_COVERAGE:
             continue
         used[picked] = True
-        staves.append((staff, int(np.median([e[0] for e in extents])), int(np.median([e[1] for e in extents]))))
+        staves.append((staff, left, right))
     return staves
 
 
-def _joined(page: np.ndarray, upper: Staff, lower: Staff) -> bool:
+def _joined(page: PreparedPage, upper: Staff, lower: Staff) -> bool:
     """True when a vertical line (system barline or brace) bridges the gap between two staves.
 
-    A one-pixel barline often rasterises light grey, so the test is lenient about darkness and lets each
-    row's ink sit in the column or its neighbours.
+    A one-pixel barline often rasterises light grey, and on a scan it comes out blurred and noisy, so
+    the test is lenient about darkness (the grey level or the page's own ink mask) and lets each row's
+    ink sit in the column or its neighbours.
     """
     y0, y1 = int(np.ceil(upper[0][-1])), int(np.floor(lower[0][0]))
     left, right = max(upper[1], lower[1]), min(upper[2], lower[2])
     if y1 <= y0 or right <= left:
         return False
-    gap = page[y0:y1, max(0, left - 4) : right + 2] < BARLINE_INK
+    x0, x1 = max(0, left - 4), right + 2
+    gap = (page.image[y0:y1, x0:x1] < BARLINE_INK) | page.ink[y0:y1, x0:x1]
     near = gap[:, 1:-1] | gap[:, :-2] | gap[:, 2:]
     return bool(near.size and (near.mean(axis=0) >= BARLINE_FILL).any())
 
@@ -213,7 +218,7 @@ def find_systems(page: PreparedPage, page_index: int = 0) -> list[System]:
     staves = _staves(page)
     groups: list[list[Staff]] = []
     for staff in staves:
-        if groups and _joined(page.image, groups[-1][-1], staff):
+        if groups and _joined(page, groups[-1][-1], staff):
             groups[-1].append(staff)
         else:
             groups.append([staff])
