@@ -80,16 +80,16 @@ def _kill_a_busy_worker(db_url: str, workers: list, deadline_s: float = 300.0) -
 
 def test_replicas_and_workers_over_postgres_and_milvus(settings: Settings, tmp_path: Path, pdfs: dict[str, bytes],
                                                        dataset: Path) -> None:  # fmt: skip
-    milvus, uri = start_milvus(tmp_path / "milvus")
-    shared = tmp_path / "shared-data"  # the page-image volume every process mounts
-    env = {"SHEETID_DATABASE_URL": settings.db_url, "SHEETID_VECTOR_STORE": uri.replace("http://", "milvus://"),
-           "SHEETID_DATA_DIR": str(shared), "SHEETID_JOB_LEASE_S": str(LEASE_S), "SHEETID_THREADS": "1"}
-    workers = [start_worker(tmp_path / f"worker-{i}.log", **env) for i in range(2)]
     # only validation and test pieces have query recordings in the dataset, so every piece is a copy of one
     sources = {VAL_PIECE: pdfs[VAL_PIECE], TEST_PIECE: pdfs[TEST_PIECE]}
     order = list(sources)
     variants = {f"variant {i}": (order[i % 2], pdf_variant([sources[order[i % 2]]], f"variant {i}")) for i in range(8)}
     clips = {piece: _clip(dataset, piece) for piece in order}
+    milvus, uri = start_milvus(tmp_path / "milvus")
+    shared = tmp_path / "shared-data"  # the page-image volume every process mounts
+    env = {"SHEETID_DATABASE_URL": settings.db_url, "SHEETID_VECTOR_STORE": uri.replace("http://", "milvus://"),
+           "SHEETID_DATA_DIR": str(shared), "SHEETID_JOB_LEASE_S": str(LEASE_S), "SHEETID_THREADS": "1"}
+    workers = [start_worker(tmp_path / f"worker-{i}.log", **env) for i in range(2)]
     try:
         replica_env = dict(env, SHEETID_EMBEDDED_WORKER="false")  # API only: the workers ingest
         with running_server(shared, 300.0, **replica_env) as a, running_server(shared, 300.0, **replica_env) as b:
