@@ -20,7 +20,9 @@ COPY indexer /src/indexer
 COPY service /src/service
 COPY benchmarks /src/benchmarks
 COPY migrations /src/migrations
-RUN pip install /src && python3 -c "import torch, faiss, verovio, cli"
+# EXTRAS=scale adds the PostgreSQL and Milvus clients (docker-compose.scale.yml builds with it).
+ARG EXTRAS=""
+RUN pip install "/src${EXTRAS:+[$EXTRAS]}" && python3 -c "import torch, faiss, verovio, cli"
 
 FROM ${BASE} AS runtime
 # poppler renders uploaded PDFs; FluidSynth + TimGM6mb render the demo recordings on first start.

@@ -6,8 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-soundfont-small \
-	csound-soundfont timgm6mb-soundfont poppler-utils
+	csound-soundfont timgm6mb-soundfont poppler-utils \
+	timidity freepats  # the robust query set's synthesizer, unseen in training (benchmarks/robust.py)
 APT_TEST_PACKAGES := chromium chromium-driver postgresql  # browser end-to-end test; library tests on PostgreSQL
+APT_BENCH_PACKAGES := musescore3 lilypond  # system detection on other engravers' PDFs (`eval systems --engraver`)
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: install system-deps test lint demo data train corpus-library eval bench bench-runtime docker-smoke clean
@@ -36,6 +38,7 @@ lint: install
 test: EXTRA_APT = $(APT_TEST_PACKAGES)
 test: install lint
 	$(PY) -m pytest -q
+	SHEETID_TEST_VECTOR_STORE=milvus-lite $(PY) -m pytest -q tests/test_indexer.py tests/test_jobs.py tests/test_api.py
 	PY=$(PY) scripts/postgres_tests.sh
 
 demo: install
@@ -53,17 +56,23 @@ train: install
 # Every corpus PDF indexed through the real path: the library the benchmarks query (resumable).
 corpus-library: install
 	$(VENV)/bin/sheetid data build
-	SHEETID_DATA_DIR=$(CURDIR)/data/corpus-library $(VENV)/bin/sheetid index data/dataset/pdf
+	$(VENV)/bin/sheetid eval library --dataset data/dataset --library data/corpus-library
 
-eval: corpus-library
+eval: EXTRA_APT = $(APT_BENCH_PACKAGES)
+eval: system-deps corpus-library
 	$(VENV)/bin/sheetid eval snippets
 	$(VENV)/bin/sheetid eval systems
+	$(VENV)/bin/sheetid eval systems --degrade scan
+	$(VENV)/bin/sheetid eval systems --engraver musescore
+	$(VENV)/bin/sheetid eval systems --engraver lilypond
 	$(VENV)/bin/sheetid eval calibrate
+	$(VENV)/bin/sheetid eval robust-queries --split test
 	$(VENV)/bin/sheetid eval identify
 	$(VENV)/bin/sheetid eval align
 
 bench: corpus-library
 	$(VENV)/bin/sheetid bench --scale 421000 --scale 1000000
+	$(VENV)/bin/sheetid bench --vectors-only --vector-scale 1000000 --vector-scale 10000000
 
 # The dense trunk under each CPU runtime (eager, folded channels-last, 1 thread, torch.compile, ONNX Runtime, bf16).
 bench-runtime: $(STAMP)

@@ -62,6 +62,25 @@ def data_build(
                            "build_seconds": manifest.get("build_seconds")}, indent=1))  # fmt: skip
 
 
+@data_app.command("repeats")
+def data_repeats(
+    dataset: Annotated[Path, typer.Option(help="dataset folder (built first with `data build`)")] = DATASET,
+    split: Annotated[list[str] | None, typer.Option("--split", help="validation and/or test (default: both)")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="piece id; repeatable")] = None,
+    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 1,
+) -> None:
+    """Renditions that play repeats, endings and da capo, with each onset's printed position (resumable)."""
+    from model.data.repeats import SPLITS, build_performances, summarize
+
+    try:
+        splits = tuple(split or SPLITS)
+        manifest = build_performances(dataset, splits, only, workers, log=typer.echo)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(json.dumps({"splits": summarize(manifest, dataset, splits), "failures": sorted(manifest["failures"])},
+                          indent=1))  # fmt: skip
+
+
 @data_app.command("show")
 def data_show(
     piece: str,
@@ -127,6 +146,8 @@ def index_cmd(
         try:
             r = lib.add_pdf(f.read_bytes(), title if len(files) == 1 else None, composer, f.name)
             tqdm.write(f"{'added' if r.created else 'already indexed'}: {f} → piece {r.piece_id}")
+            if r.pages_without_music:
+                tqdm.write(f"  skipped pages without music: {', '.join(map(str, r.pages_without_music))}")
         except BadInput as exc:
             failed += 1
             tqdm.write(f"refused {f}: {exc}")
@@ -228,19 +249,53 @@ def align_cmd(
 ) -> None:
     """Follow a recording through a piece: audio time → page, system, x."""
     from indexer.library import open_library
-    from service.align import align, plot_cost
+    from service.align import AlignedPoint, plot_cost
+    from service.jumps import align_with_jumps
 
     lib = open_library()
-    result = _refusing(audio, lambda: align(lib, piece, _wave(audio, lib.settings)))
+    result = _refusing(audio, lambda: align_with_jumps(lib, piece, _wave(audio, lib.settings)))
     if plot:
         plot_cost(result, plot)
-    points: list[dict[str, Any]] = [{"time": round(p.time, 2), "page": p.page, "system": p.system, "x": round(p.x, 1),
-                                     "box": [round(v, 1) for v in p.box]} for p in result.points]  # fmt: skip
+
+    def out(p: AlignedPoint) -> dict[str, Any]:
+        return {"time": round(p.time, 2), "page": p.page, "system": p.system, "x": round(p.x, 1),
+                "box": [round(v, 1) for v in p.box]}  # fmt: skip
+
+    points = [out(p) for p in result.points]
+    jumps: list[dict[str, Any]] = [{"time": round(j.time, 2), "from": out(j.source), "to": out(j.target)}
+                                   for j in result.jumps]  # fmt: skip
     if as_json:
-        typer.echo(json.dumps({"piece_id": piece, "subsequence": result.subsequence, "points": points}))
+        typer.echo(json.dumps({"piece_id": piece, "subsequence": result.subsequence, "points": points,
+                               "jumps": jumps}))  # fmt: skip
         return
     for p in points[:: max(1, len(points) // 20)]:
         typer.echo(f"{p['time']:7.2f} s → page {p['page']}, system {p['system'] + 1}, x {p['x']:.0f}")
+    for j in jumps:
+        typer.echo(f"jump at {j['time']:.2f} s: page {j['from']['page']}, system {j['from']['system'] + 1} → "
+                   f"page {j['to']['page']}, system {j['to']['system'] + 1}")  # fmt: skip
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Run ingest jobs from the database queue until SIGTERM (scale-out: beside API-only replicas)."""
+    import logging
+    import signal
+
+    from indexer.library import open_library
+    from indexer.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    lib = open_library()
+    if not lib.index.shared:
+        typer.echo("sheetid worker needs a shared vector store (SHEETID_VECTOR_STORE=milvus://host:19530); "
+                   "with FAISS, `sheetid serve` runs the ingest jobs itself", err=True)  # fmt: skip
+        raise typer.Exit(2)
+    worker = Worker(lib)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop.set())  # finish the current job, then exit
+    typer.echo(f"sheetid worker {worker.name}: {lib.settings.db_url.split('@')[-1]}, {lib.settings.vector_store}")
+    worker.run()
+    lib.close()
 
 
 @app.command("serve")

@@ -1,4 +1,5 @@
-"""`sheetid eval ...`, `sheetid bench [runtime]`, `sheetid demo-library`: the benchmark commands (mounted by cli.py)."""
+"""`sheetid eval ...`, `sheetid bench [runtime]` and `sheetid demo-library`: the benchmark commands
+(cli.py mounts them)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,18 @@ eval_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print the fig
 
 def _log(message: str) -> None:
     typer.echo(message, err=True)
+
+
+@eval_app.command("library")
+def eval_library(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library folder")] = EVAL_LIBRARY,
+) -> None:
+    """Index every built dataset piece's PDF into the benchmarks' library (resumable; the evals do it too)."""
+    from benchmarks.dataset_library import index_dataset
+    from indexer.library import open_library
+
+    typer.echo(json.dumps({"pieces": len(index_dataset(open_library(library), dataset, log=_log))}))
 
 
 @eval_app.command("snippets")
@@ -42,14 +55,35 @@ def eval_snippets(
 def eval_identify(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    split: Annotated[str, typer.Option(help="validation (tune) | test (test and test-chorales; report once)")] = (
+        "test"
+    ),
+    robust: Annotated[Path | None, typer.Option(help="robust query sets (default: <dataset>/robust)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Table-3 protocol: whole recordings and 10-s excerpts of test pieces against the full corpus library."""
+    """Table-3 protocol: whole recordings and 10-s excerpts, plain and robust, against the full corpus library."""
     from benchmarks.identify import evaluate_identify
     from indexer.library import open_library
 
-    result = evaluate_identify(open_library(library), dataset, log=_log)
+    if split not in ("validation", "test"):
+        raise typer.BadParameter("split is validation or test")
+    result = evaluate_identify(open_library(library), dataset, split, robust, log=_log)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
+
+
+@eval_app.command("robust-queries")
+def eval_robust_queries(
+    split: Annotated[str, typer.Option(help="validation | test (test and test-chorales pieces)")] = "validation",
+    dataset: Annotated[Path, typer.Option(help="dataset folder (its built pieces are rendered)")] = DATASET,
+    out: Annotated[Path | None, typer.Option(help="query-set folder (default: <dataset>/robust)")] = None,
+) -> None:
+    """Build the robust query set: repeats played, tempo drift, pedal, timidity+freepats, room and noise."""
+    from benchmarks.robust import SPLIT_GROUPS, build_robust, summarize
+
+    if split not in SPLIT_GROUPS:
+        raise typer.BadParameter("split is validation or test")
+    manifest = build_robust(dataset, split, out, log=_log)
+    typer.echo(json.dumps(summarize(manifest) | {"last_build_seconds": manifest["last_build_seconds"]}))
 
 
 @eval_app.command("calibrate")
@@ -68,35 +102,56 @@ def eval_calibrate(
 def eval_systems(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     split: Annotated[list[str] | None, typer.Option("--split", help="splits (default: test)")] = None,
-    engraver: Annotated[str, typer.Option(help="verovio (the data engine's PDFs) or musescore (MuseScore 3)")] = (
+    engraver: Annotated[str, typer.Option(help="verovio (the data engine's PDFs), musescore or lilypond")] = (
         "verovio"
     ),
+    degrade: Annotated[str | None, typer.Option(help="'scan': seeded print-and-scan of the verovio PDFs")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the scan degradation")] = 0,
 ) -> None:
-    """Staff-system detection precision / recall (IoU ≥ 0.8) on verovio or MuseScore 3 PDFs."""
-    if engraver == "musescore":
-        from benchmarks.engravers import evaluate_musescore
+    """Staff-system detection precision / recall (IoU ≥ 0.8) on verovio, MuseScore 3 or LilyPond PDFs,
+    or on seeded degraded scans of the verovio PDFs (with snippets per piece against the clean PDF's)."""
+    splits = split or ["test"]
+    if degrade not in (None, "scan"):
+        raise typer.BadParameter("degrade is scan")
+    if degrade == "scan":
+        from benchmarks.scans import evaluate_scans
 
-        results = [evaluate_musescore(s, log=_log) for s in split or ["test"]]
+        typer.echo(json.dumps(evaluate_scans(dataset, tuple(splits), seed=seed, log=_log)))
+    elif engraver in ("musescore", "lilypond"):
+        from benchmarks.engravers import evaluate_musescore
+        from benchmarks.lilypond import evaluate_lilypond
+
+        evaluate = evaluate_musescore if engraver == "musescore" else evaluate_lilypond
+        results = [evaluate(s, log=_log) for s in splits]
         typer.echo(json.dumps(results[0] if len(results) == 1 else results))
     elif engraver == "verovio":
         from benchmarks.systems import evaluate_systems
 
-        typer.echo(json.dumps(evaluate_systems(dataset, tuple(split or ["test"]))))
+        typer.echo(json.dumps(evaluate_systems(dataset, tuple(splits))))
     else:
-        raise typer.BadParameter("engraver is verovio or musescore")
+        raise typer.BadParameter("engraver is verovio, musescore or lilypond")
 
 
 @eval_app.command("align")
 def eval_align(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    split: Annotated[str, typer.Option(help="test | validation (tune penalties on validation)")] = "test",
+    penalty: Annotated[list[str] | None, typer.Option(help="JUMP,START,END penalties of the jump-aware "
+                                                      "alignment; repeat to compare several")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Median alignment error (page widths) on test pieces, against the linear baseline."""
+    """Median alignment error (page widths) and right-system share, global DTW beside the jump-aware
+    alignment, on plain renditions, renditions that play repeats, and mid-piece excerpts."""
     from benchmarks.align import evaluate_align
     from indexer.library import open_library
+    from service.jumps import Penalties
 
-    result = evaluate_align(open_library(library), dataset, log=_log)
+    try:
+        grid = [Penalties(*(float(v) for v in p.split(","))) for p in penalty or []]
+    except (TypeError, ValueError):
+        raise typer.BadParameter("--penalty is three numbers: JUMP,START,END") from None
+    result = evaluate_align(open_library(library), dataset, split, grid or None, log=_log)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 
@@ -113,13 +168,21 @@ def bench_cmd(
     scale: Annotated[list[int] | None, typer.Option(help="synthetic vector counts for the search benchmark")] = None,
     clients: Annotated[int, typer.Option(help="parallel HTTP clients in the load benchmark")] = 4,
     load_seconds: Annotated[float, typer.Option(help="length of the load benchmark (0 skips it)")] = 30.0,
+    vector_scale: Annotated[list[int] | None, typer.Option(
+        help="vector engines at this many synthetic vectors (FAISS HNSW/IVF, embedded Milvus server)")] = None,
+    engine: Annotated[list[str] | None, typer.Option(help="faiss-hnsw, faiss-ivf, milvus-hnsw (default: all)")] = None,
+    vectors_only: Annotated[bool, typer.Option("--vectors-only", help="only the --vector-scale figures")] = False,
 ) -> None:
-    """Print speed figures: 10-page PDF indexing, identification latency, HTTP load, FAISS search at scale."""
+    """Print speed figures: 10-page PDF indexing, identification latency, HTTP load, vector search at scale."""
     if ctx.invoked_subcommand is not None:  # `sheetid bench runtime`: only the subcommand's figures
         return
+    from benchmarks import vector_scale as engines_bench
     from benchmarks.speed import run_all
 
-    run_all(dataset, library, scale, clients, load_seconds, emit=lambda figure: typer.echo(json.dumps(figure)))
+    if not vectors_only:
+        run_all(dataset, library, scale, clients, load_seconds, emit=lambda figure: typer.echo(json.dumps(figure)))
+    for n in vector_scale or []:
+        engines_bench.run(n, tuple(engine or engines_bench.ENGINES), log=typer.echo)
 
 
 @bench_app.command("runtime")

@@ -20,7 +20,7 @@ from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, box_iou
 from indexer.pdf import rasterise
 from model.data.build import score_xml
 from model.data.corpus import load_splits, pieces_in
-from model.sheet import detect_systems
+from model.sheet import read_page
 
 MSCORE = "mscore3"  # Debian package musescore3
 STAFF_LINES = re.compile(r'class="StaffLines"[^>]*points="([\d.]+),([\d.]+) ([\d.]+),([\d.]+)"')
@@ -41,7 +41,7 @@ def musescore_systems(svg: str) -> tuple[list[Box], float]:
 
 def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = MIN_IOU,
                        log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Precision and recall (IoU ≥ min_iou) of detect_systems on MuseScore 3 PDFs of a split's pieces."""
+    """Precision and recall (IoU ≥ min_iou) of the page front-end on MuseScore 3 PDFs of a split's pieces."""
     if shutil.which(MSCORE) is None:
         raise RuntimeError("MuseScore 3 is needed: apt-get install musescore3")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
@@ -59,7 +59,7 @@ def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = MIN
             for i, (page, svg) in enumerate(zip(pages, svgs, strict=True)):
                 truth, width = musescore_systems(svg.read_text())
                 r = page.shape[1] / width
-                boxes = [(s.left, s.top, s.right, s.bottom) for s in detect_systems(page, i)]
+                boxes = [(s.left, s.top, s.right, s.bottom) for s in read_page(page, i)[1]]
                 truths, found = truths + len(truth), found + len(boxes)
                 hits += sum(any(box_iou((t[0] * r, t[1] * r, t[2] * r, t[3] * r), b) >= min_iou for b in boxes)
                             for t in truth)  # fmt: skip

@@ -88,11 +88,12 @@ def embedding_paths(library: Library, pdf: bytes, wave: np.ndarray, repeats: int
     from indexer.pdf import rasterise
     from model.audio import spectrogram
     from model.embed import embed_spectrogram, embed_spectrogram_per_window, embed_strip, embed_strip_per_window
-    from model.sheet import detect_systems, unroll
+    from model.sheet import read_page, unroll
 
     st, model, device = library.settings, library.model, library.device
     pages = rasterise(pdf, st.pdf_dpi, st.max_page_pixels)
-    strip = unroll(pages, [s for i, page in enumerate(pages) for s in detect_systems(page, i)]).image
+    readings = [read_page(page, i) for i, page in enumerate(pages)]
+    strip = unroll([r[0] for r in readings], [s for r in readings for s in r[1]]).image
     spec = spectrogram(wave)
     out: dict[str, object] = {}
     for name, dense, per_window, data, hop in (

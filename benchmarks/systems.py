@@ -7,7 +7,7 @@ from pathlib import Path
 from benchmarks.align import ENGRAVED_PAGE_WIDTH
 from indexer.pdf import rasterise
 from model.data import dataset as ds
-from model.sheet import detect_systems
+from model.sheet import read_page
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 MIN_IOU = 0.8  # a detected system counts when it overlaps a true one this much
@@ -24,13 +24,13 @@ def box_iou(a: Box, b: Box) -> float:
 
 def evaluate_systems(dataset: Path, splits: tuple[str, ...] = ("test",), dpi: int = 150,
                      min_iou: float = MIN_IOU) -> dict:  # fmt: skip
-    """Precision and recall of detect_systems on the dataset's PDFs of `splits`."""
+    """Precision and recall of the page front-end (read_page) on the dataset's PDFs of `splits`."""
     tp = n_true = n_found = 0
     for pid in ds.built_pieces(dataset, splits):
         rec = ds.load_record(ds.record_path(dataset, pid), with_audio=False)
         pages = rasterise(ds.pdf_path(dataset, pid).read_bytes(), dpi, NO_PIXEL_LIMIT)
         ratio = pages[0].shape[1] / ENGRAVED_PAGE_WIDTH
-        found = [s for i, p in enumerate(pages) for s in detect_systems(p, i)]
+        found = [s for i, p in enumerate(pages) for s in read_page(p, i)[1]]
         truth = rec.strip.systems
         n_true, n_found = n_true + len(truth), n_found + len(found)
         for t in truth:

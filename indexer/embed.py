@@ -9,7 +9,7 @@ import numpy as np
 from indexer.errors import BadInput
 from model.embed import embed_strip
 from model.nets import SheetAudioNet
-from model.sheet import STRIP_HEIGHT, Strip, detect_systems, unroll
+from model.sheet import STRIP_HEIGHT, Strip, read_page, unroll
 
 
 @dataclass
@@ -20,11 +20,16 @@ class EmbeddedScore:
     boxes: np.ndarray  # (N, 4) x0, y0, x1, y1 on the snippet's page (page px)
     pages: np.ndarray  # (N,) 0-based page of each snippet
     vectors: np.ndarray  # (N, 32) float32, unit length
+    page_images: list[np.ndarray]  # the pages as kept: flat-fielded and straightened, boxes in this frame
+    pages_without_music: list[int]  # 1-based pages where no staff system was found (title, text, blank)
 
 
 def embed_pages(model: SheetAudioNet, pages: list[np.ndarray], hop: int, device: str = "cpu") -> EmbeddedScore:
-    """Find the staff systems of every page, unroll them and embed a sliding window of snippets."""
-    systems = [s for i, page in enumerate(pages) for s in detect_systems(page, i)]
+    """Straighten every page and find its staff systems, unroll them and embed a sliding window of
+    snippets. Pages without music are skipped (and named); a PDF without any is refused."""
+    readings = [read_page(page, i) for i, page in enumerate(pages)]
+    pages = [image for image, _ in readings]
+    systems = [s for _, found in readings for s in found]
     if not systems:
         raise BadInput("no staff systems found: is this sheet music?")
     strip = unroll(pages, systems)
@@ -36,4 +41,5 @@ def embed_pages(model: SheetAudioNet, pages: list[np.ndarray], hop: int, device:
     boxes = np.stack([page_x - half, mid - STRIP_HEIGHT / 2 / scale,
                       page_x + half, mid + STRIP_HEIGHT / 2 / scale], axis=1)  # fmt: skip
     page_of = np.array([strip.systems[i].page for i in sys_idx])
-    return EmbeddedScore(strip, centres, sys_idx, boxes, page_of, vectors)
+    without = [i + 1 for i, (_, found) in enumerate(readings) if not found]
+    return EmbeddedScore(strip, centres, sys_idx, boxes, page_of, vectors, pages, without)

@@ -1,9 +1,11 @@
 """The score library: two-phase ingest, dedup by content hash, deletion, reindexing, crash recovery.
 
 Invariant: a piece is visible to queries only once its row says `indexed`, which happens after its
-vectors are committed to the database and the FAISS index holding them has been saved. At start-up
-half-done pieces are removed and the FAISS index is checked against the database (rebuilt if they
-disagree), so a crash at any point leaves a consistent library.
+vectors are committed to the database and to the vector store (FAISS saved, or Milvus acknowledged). At
+start-up half-done pieces whose job is not running any more are removed and the store is checked against
+the database (rebuilt or reconciled if they disagree), so a crash at any point leaves a consistent library.
+Several processes may share one library when the store is shared (Milvus): each keeps its snippet map
+in step with the database through the library generation (indexer/generation.py).
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ import hashlib
 import shutil
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from sqlalchemy import delete, func, select, update
 
+from indexer import generation
 from indexer.embed import embed_pages
+from indexer.job_queue import JobQueue
 from indexer.pdf import inspect_pdf, rasterise
 from indexer.settings import Settings, get_settings
 from indexer.snippet_map import PieceSnippets, SnippetMap
@@ -35,7 +39,7 @@ from indexer.store import (
     vector_bytes,
     vectors_from,
 )
-from indexer.vectors import VectorIndex
+from indexer.vector_store import VectorStore, open_vector_store
 from model import checkpoint
 from model.audio import spectrogram
 from model.embed import EMBED_DIM, embed_spectrogram
@@ -47,6 +51,7 @@ Progress = Callable[[str, float], None]  # (stage, fraction done)
 class AddResult:
     piece_id: int
     created: bool  # False when the same PDF (by content hash) was already in the library
+    pages_without_music: list[int] = field(default_factory=list)  # 1-based pages skipped (title, text, blank)
 
 
 class Library:
@@ -59,39 +64,74 @@ class Library:
         self.engine = make_engine(settings.db_url)
         self.Session = session_factory(self.engine)
         self.write_lock = threading.Lock()  # one writer at a time; searches go on meanwhile
+        self.map_lock = threading.Lock()  # guards the snippet map and the generation it reflects
         self.snippets = SnippetMap()
-        self.index = VectorIndex(self.model_version, settings.index_factory)
+        self.generation = -1  # library generation the snippet map reflects
+        self.queue = JobQueue(self.Session, settings.job_lease_s)
+        self.index: VectorStore = open_vector_store(settings.vector_store, settings.data_dir, self.model_version,
+                                                    settings.index_factory, settings.milvus_index)  # fmt: skip
         self.recover()
 
     # ---- start-up -------------------------------------------------------------------------------
     def recover(self) -> dict[str, int | bool]:
-        """Drop half-ingested pieces, hide other-model pieces, make FAISS agree with the database."""
-        with self.write_lock, self.Session.begin() as s:
-            pending = list(s.scalars(select(Piece.id).where(Piece.status == Status.pending)))
+        """Drop half-ingested pieces, hide other-model pieces, make the vector store agree with the database.
+
+        A pending piece whose job still holds a live lease belongs to a worker that is working on it
+        (another process): it is left alone. Any other pending piece is the remains of a crash.
+        """
+        with self.write_lock:
+            live = self.queue.live_sha256s()
+            with self.Session.begin() as s:
+                pending = list(s.scalars(select(Piece.id).where(Piece.status == Status.pending,
+                                                                Piece.sha256.not_in(live))))  # fmt: skip
+                s.execute(update(Piece).where(Piece.status == Status.indexed,
+                                              Piece.model_version != self.model_version)
+                          .values(status=Status.stale))  # fmt: skip
             for pid in pending:
-                s.execute(delete(Snippet).where(Snippet.piece_id == pid))
-                s.execute(delete(Piece).where(Piece.id == pid))
-            s.execute(update(Piece).where(Piece.status == Status.indexed, Piece.model_version != self.model_version)
-                      .values(status=Status.stale))  # fmt: skip
-        for pid in pending:
-            shutil.rmtree(self.settings.pages_dir / str(pid), ignore_errors=True)
-        rows = self._indexed_snippets()
-        loaded = VectorIndex.load(self.settings.index_path)
-        max_id = int(rows[0].max()) if len(rows[0]) else -1
-        consistent = (
-            loaded is not None
-            and loaded.model_version == self.model_version
-            and loaded.factory == self.settings.index_factory
-            and loaded.ntotal == len(rows[0])
-            and loaded.max_id == max_id
-        )
-        if consistent:
-            assert loaded is not None
-            self.index = loaded
-        else:
-            self._rebuild_index()
-        self.snippets.set(rows[0], rows[1], rows[2])
+                self._discard(pid)
+            rows = self._indexed_snippets()
+            consistent = self.index.agrees_with(rows[0])
+            if not consistent:
+                self._rebuild_index() if not self.index.shared else self._reconcile_shared()
+            self.refresh(force=True)
         return {"removed_pending": len(pending), "rebuilt_index": not consistent, "vectors": self.index.ntotal}
+
+    def refresh(self, force: bool = False) -> bool:
+        """Reload the snippet map when another process changed the library; True when it reloaded."""
+        with self.Session() as s:
+            seen = generation.current(s)
+        if seen == self.generation and not force:
+            return False
+        ids, pieces, strip_x, _ = self._indexed_snippets()
+        fresh = SnippetMap()
+        fresh.set(ids, pieces, strip_x)
+        with self.map_lock:
+            self.snippets, self.generation = fresh, seen  # one assignment: readers see old or new map
+        return True
+
+    def _changed(self, new_generation: int, apply: Callable[[SnippetMap], None]) -> None:
+        """After our own commit: update the map in place when no other process changed the library since."""
+        with self.map_lock:
+            if new_generation == self.generation + 1:
+                fresh = SnippetMap()
+                fresh.set(self.snippets.ids, self.snippets.pieces, self.snippets.strip_x)
+                apply(fresh)
+                self.snippets, self.generation = fresh, new_generation
+        # otherwise the map is behind someone else's change too: the next refresh() reloads it
+
+    def _reconcile_shared(self) -> None:
+        """Shared store: remove vectors no snippet row knows, restore indexed vectors that are missing."""
+        held = self.index.ids()  # read before the database: every id held now has its rows committed already
+        with self.Session() as s:
+            known = np.array(list(s.scalars(select(Snippet.id).where(Snippet.model_version == self.model_version))),
+                             np.int64)  # fmt: skip
+        stray = np.setdiff1d(held, known)
+        if len(stray):
+            self.index.remove(stray)
+        ids, pieces, _, vectors = self._indexed_snippets(with_vectors=True)
+        missing = ~np.isin(ids, held)
+        if missing.any():
+            self.index.add(ids[missing], pieces[missing], vectors[missing])
 
     def _indexed_snippets(self, with_vectors: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         cols = [Snippet.id, Snippet.piece_id, Snippet.strip_x] + ([Snippet.vector] if with_vectors else [])
@@ -107,11 +147,11 @@ class Library:
 
     def _rebuild_index(self) -> None:
         ids, pieces, strip_x, vectors = self._indexed_snippets(with_vectors=True)
-        index = VectorIndex(self.model_version, self.settings.index_factory)
-        index.add(ids, vectors)
-        index.save(self.settings.index_path)
-        self.index = index
-        self.snippets.set(ids, pieces, strip_x)
+        self.index.rebuild(ids, pieces, vectors)
+        fresh = SnippetMap()
+        fresh.set(ids, pieces, strip_x)
+        with self.map_lock:
+            self.snippets = fresh
 
     # ---- ingest ---------------------------------------------------------------------------------
     def add_pdf(self, data: bytes, title: str | None = None, composer: str | None = None,
@@ -133,32 +173,33 @@ class Library:
             progress("embedded", 0.9)
         with self.write_lock:
             # phase 1: the piece row, invisible to queries while pending
+            with self.Session() as s:
+                earlier = s.execute(select(Piece.id, Piece.status).where(Piece.sha256 == sha)).first()
+            if earlier is not None and earlier.status == Status.indexed:  # a concurrent upload of the file won
+                return AddResult(earlier.id, created=False)
+            if earlier is not None:  # a pending or stale earlier attempt (maybe a dead worker's): redo it
+                self._discard(earlier.id)
             with self.Session.begin() as s:
-                stale = s.scalars(select(Piece).where(Piece.sha256 == sha)).first()
-                if stale is not None:
-                    if stale.status == Status.indexed:  # a concurrent upload of the same file won
-                        return AddResult(stale.id, created=False)
-                    s.delete(stale)  # a pending or stale earlier attempt: redo it from scratch
-                    s.flush()
                 piece = Piece(title=(title or meta_title or _title_from(filename) or "Untitled")[:300],
                               composer=(composer or meta_composer or None), sha256=sha, pages=n_pages,
                               status=Status.pending, model_version=self.model_version)  # fmt: skip
                 s.add(piece)
             pid = piece.id
             try:
-                ids = self._store_vectors(pid, pages, score)
-                # phase 2: vectors into FAISS, saved atomically, then the piece becomes visible
-                self.index.add(ids, score.vectors)
-                self.index.save(st.index_path)
+                ids = self._store_vectors(pid, score.page_images, score)
+                # phase 2: vectors into the store (durable on return), then the piece becomes visible
+                self.index.add(ids, np.full(len(ids), pid, np.int64), score.vectors)
                 with self.Session.begin() as s:
                     s.execute(update(Piece).where(Piece.id == pid).values(status=Status.indexed))
-                self.snippets.add(ids, pid, score.centres.astype(np.float64))
+                    new_generation = generation.bump(s)
+                centres = score.centres.astype(np.float64)
+                self._changed(new_generation, lambda m: m.add(ids, pid, centres))
             except BaseException:
                 self._discard(pid)
                 raise
         if progress:
             progress("indexed", 1.0)
-        return AddResult(pid, created=True)
+        return AddResult(pid, created=True, pages_without_music=score.pages_without_music)
 
     def _store_vectors(self, pid: int, pages: list[np.ndarray], score) -> np.ndarray:  # type: ignore[no-untyped-def]
         page_dir = self.settings.pages_dir / str(pid)
@@ -182,14 +223,25 @@ class Library:
             return np.array([r.id for r in rows], np.int64)
 
     def _discard(self, pid: int) -> None:
-        """Undo a failed ingest: rows, vectors and page images."""
+        """Undo an ingest (failed, or a removal): vectors first, then rows, then page images.
+
+        Vectors go first so that a crash in between leaves rows without vectors (found and repaired at
+        start-up) rather than vectors that no row accounts for.
+        """
+        with self.Session() as s:
+            ids = np.array(list(s.scalars(select(Snippet.id).where(Snippet.piece_id == pid))), np.int64)
+        try:
+            self.index.remove(ids, [pid])
+            rebuild = False
+        except RuntimeError:  # index types without removal (FAISS HNSW): rebuilt from the database below
+            rebuild = True
         with self.Session.begin() as s:
-            ids = list(s.scalars(select(Snippet.id).where(Snippet.piece_id == pid)))
             s.execute(delete(Snippet).where(Snippet.piece_id == pid))
             s.execute(delete(Piece).where(Piece.id == pid))
-        if ids and self.index.remove(np.array(ids)):
-            self.index.save(self.settings.index_path)
-        self.snippets.drop_piece(pid)
+            new_generation = generation.bump(s)
+        self._changed(new_generation, lambda m: m.drop_piece(pid))
+        if rebuild:
+            self._rebuild_index()
         shutil.rmtree(self.settings.pages_dir / str(pid), ignore_errors=True)
 
     # ---- library management ---------------------------------------------------------------------
@@ -198,10 +250,7 @@ class Library:
             with self.Session() as s:
                 if s.get(Piece, piece_id) is None:
                     return False
-            try:
-                self._discard(piece_id)
-            except RuntimeError:  # index types without removal (HNSW): rebuild from the database
-                self._rebuild_index()
+            self._discard(piece_id)
             return True
 
     def reindex(self, progress: Progress | None = None) -> int:
@@ -221,7 +270,7 @@ class Library:
                     s.execute(delete(SystemRow).where(SystemRow.piece_id == pid))
                     s.execute(delete(Page).where(Page.piece_id == pid))
                     s.execute(update(Piece).where(Piece.id == pid).values(status=Status.pending))
-                self._store_vectors(pid, pages, score)
+                self._store_vectors(pid, score.page_images, score)
                 with self.Session.begin() as s:
                     s.execute(update(Piece).where(Piece.id == pid)
                               .values(status=Status.indexed, model_version=self.model_version))  # fmt: skip
@@ -229,6 +278,9 @@ class Library:
                 progress("reindexing", (n + 1) / len(todo))
         with self.write_lock:
             self._rebuild_index()
+            with self.Session.begin() as s:
+                generation.bump(s)
+            self.refresh(force=True)
         return len(todo)
 
     # ---- queries ----------------------------------------------------------------------------------
@@ -237,7 +289,11 @@ class Library:
         return embed_spectrogram(self.model, spectrogram(wave), hop_frames, self.device)
 
     def piece_sizes(self) -> np.ndarray:
-        """Indexed snippets per piece id (index = piece id)."""
+        """Indexed snippets per piece id (index = piece id), including pieces other processes indexed.
+
+        Identification starts here, so this is where a replica notices the library's generation moved.
+        """
+        self.refresh()
         return self.snippets.piece_sizes()
 
     def search(self, vectors: np.ndarray, k: int) -> np.ndarray:

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")  # database, FAISS index, manifest and page images all live here
     database_url: str | None = None  # default: sqlite:///<data_dir>/library.sqlite3 (PostgreSQL works too)
     index_factory: str = "Flat"  # FAISS factory string: "Flat" (exact), "HNSW32", "IVF4096,Flat", ...
+    vector_store: str = "faiss"  # "faiss", "milvus://host:19530" or a Milvus Lite file (indexer/vector_store.py)
+    milvus_index: str = "HNSW"  # Milvus index type: HNSW, IVF_FLAT or FLAT
     weights: Path | None = None  # model checkpoint; default: the shipped weights
     calibration: Path | None = None  # confidence calibration; default: calibration.json beside the weights
     device: str = "auto"  # "auto" (GPU when present), "cpu" or "cuda"
@@ -33,6 +35,8 @@ class Settings(BaseSettings):
     api_key: SecretStr = SecretStr(PLACEHOLDER_KEY)  # required for POST/DELETE (header X-API-Key)
     protect_reads: bool = False  # also require the key for GET endpoints
     cors_origins: list[str] = Field(default_factory=list)  # browser origins allowed to call the API (JSON list)
+    embedded_worker: bool = True  # `serve` also runs ingest jobs in a thread; false for API-only replicas
+    job_lease_s: float = 60.0  # a running job whose worker stops renewing this long is retried
 
     # limits (bad input gets a 4xx, never a crash)
     max_upload_mb: float = 50.0  # request body size for uploads → 413

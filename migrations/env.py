@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from indexer.store import Base, make_engine
 
 config = context.config
+MIGRATION_LOCK_KEY = 0x5EE71D  # PostgreSQL advisory lock held while migrating
 target_metadata = Base.metadata
 
 
@@ -31,6 +33,9 @@ def run_online() -> None:
         # batch mode lets later migrations ALTER tables on SQLite (copy-and-move)
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # replicas and workers starting together: one migrates, the others wait and find it done
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             context.run_migrations()
     engine.dispose()
 

@@ -63,6 +63,7 @@ class TrainConfig:
     dataset: str = "data/dataset"  # output of `sheetid data build`
     out: str = "model/weights/sheetid.pt"  # checkpoint written at the best validation score
     seed: int = 1234  # fixes sampling, augmentation and initialisation
+    init: str | None = None  # start from this checkpoint's network weights (any format with the same layers)
     # optimisation (paper §3)
     batch_size: int = 100  # pairs per step; the other 99 are each pair's contrastive examples
     lr: float = 0.002  # Adam learning rate

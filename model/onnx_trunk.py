@@ -33,8 +33,9 @@ def export_trunk(pathway: Pathway) -> bytes:
         # as a further dependency; this one needs only onnx and is supported by the pinned torch (< 2.14).
         warnings.simplefilter("ignore", DeprecationWarning)
         axes = {"x": {2: "height", 3: "width"}, "y": {2: "rows", 3: "columns"}}
-        torch.onnx.export(trunk, (example,), buf, input_names=["x"], output_names=["y"], opset_version=OPSET,
-                          dynamic_axes=axes, dynamo=False)  # fmt: skip
+        torch.onnx.export(trunk, (example,), buf,  # type: ignore[arg-type]  # a file object is documented
+                          input_names=["x"], output_names=["y"], opset_version=OPSET, dynamic_axes=axes,
+                          dynamo=False)  # fmt: skip
     return buf.getvalue()
 
 

@@ -8,19 +8,26 @@ staff-line spacing is exactly STAFF_SPACE pixels, whatever the engraver or resol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
+from model.page import PreparedPage, StaffMetrics, prepare
+
 STAFF_SPACE = 4.5  # px between staff lines in the strip (model scale; paper's 180 px snippet halved)
 STRIP_HEIGHT = 90  # px; strip and snippet height, centred on the system's middle
-INK_THRESHOLD = 192  # grey level below which a page pixel counts as ink (thin lines rasterise grey)
 LINE_MIN_LENGTH = 0.08  # a staff line runs unbroken over at least this share of the page width
 SPACING_TOLERANCE = 0.3  # max relative spread of the four gaps within one 5-line staff
 LENGTH_RATIO = 2.0  # lines of one staff differ in length by at most this factor (beams are shorter)
 BARLINE_FILL = 0.9  # share of a column between two staves that must be ink to join them in a system
 BARLINE_INK = 230  # grey level below which a pixel of a (thin, anti-aliased) barline counts as ink
+BRIDGE_SPACES = 0.5  # horizontal gaps up to this many staff spaces are bridged when following a line
+SPREAD_SPACES = 0.15  # a staff line is followed over this many staff spaces of rows (curved lines)
+ALIGN_SPACES = 2.0  # the lines of one staff start and end within this many staff spaces of each other
+
+Staff = tuple[np.ndarray, int, int]  # five line y centres, left x, right x
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,6 @@ class System:
     @property
     def centre(self) -> float:
         return (self.top + self.bottom) / 2.0
-
-    def to_dict(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -76,27 +80,71 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
-def _line_extent(row: np.ndarray) -> tuple[int, int]:
-    """Longest ink run of a staff-line row: where the line starts and ends."""
+def _line_extent(row: np.ndarray, bridge: int) -> tuple[int, int]:
+    """Longest ink run of a staff-line row, gaps up to `bridge` px bridged: where the line starts and ends."""
     runs = _runs(row)
-    return max(runs, key=lambda r: r[1] - r[0]) if runs else (0, 0)
+    if not runs:
+        return (0, 0)
+    merged = [runs[0]]
+    for a, b in runs[1:]:
+        if a - merged[-1][1] <= bridge:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return max(merged, key=lambda r: r[1] - r[0])
 
 
-def _longest_runs(ink: np.ndarray) -> np.ndarray:
-    """Length of the longest horizontal ink run in every row."""
-    cols = np.arange(ink.shape[1])[None, :]
-    last_gap = np.maximum.accumulate(np.where(ink, -1, cols), axis=1)
-    return (cols - last_gap).max(axis=1)
+def _longest_runs(ink: np.ndarray, bridge: int = 0, at_least: int = 0) -> np.ndarray:
+    """Length of the longest horizontal ink run in every row, runs split by gaps of up to `bridge` px
+    counting as one (from the run-length code of the rows); rows with less ink than `at_least` cannot
+    hold such a run and are reported as 0 without being looked at."""
+    h, w = ink.shape
+    candidates = np.flatnonzero(cv2.reduce(ink.view(np.uint8), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0] >= at_least)
+    padded = np.zeros((len(candidates), w + 2), np.int8)
+    padded[:, 1:-1] = ink[candidates]
+    edges = np.flatnonzero(np.diff(padded.ravel()))  # alternately run starts and ends, row by row
+    starts, ends = edges[::2], edges[1::2]
+    rows = starts // (w + 2)
+    if bridge > 0 and len(starts):
+        # a run continues the previous one when it starts in the same row within `bridge` px of its end
+        new = np.concatenate([[True], (rows[1:] != rows[:-1]) | (starts[1:] - ends[:-1] > bridge)])
+        first = np.flatnonzero(new)
+        last = np.concatenate([first[1:], [len(starts)]]) - 1
+        starts, ends, rows = starts[first], ends[last], rows[first]
+    longest = np.zeros(h, np.int64)
+    np.maximum.at(longest, candidates[rows], ends - starts)
+    return longest
 
 
-def _staves(page: np.ndarray, ink: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+def _line_mask(ink: np.ndarray, metrics: StaffMetrics) -> np.ndarray:
+    """Ink spread over a few rows, so a slightly curved staff line, or one that straddles two rows,
+    stays inside one band of rows."""
+    spread = max(2, int(round(metrics.space * SPREAD_SPACES)))
+    return cv2.dilate(ink.view(np.uint8), np.ones((spread, 1), np.uint8)).view(bool)
+
+
+def _bridge(metrics: StaffMetrics) -> int:
+    """Gaps a staff line may have (breaks, noise, JPEG) and still count as one line."""
+    return max(1, int(round(metrics.space * BRIDGE_SPACES)))
+
+
+def _aligned(extents: list[tuple[int, int]], space: float) -> bool:
+    """The five lines of a staff start and end together; text lines and beams do not."""
+    lefts, rights = np.array([e[0] for e in extents]), np.array([e[1] for e in extents])
+    slack = ALIGN_SPACES * space
+    return bool((np.abs(lefts - np.median(lefts)) <= slack).sum() >= 4
+                and (np.abs(rights - np.median(rights)) <= slack).sum() >= 4)  # fmt: skip
+
+
+def _staves(page: PreparedPage) -> list[Staff]:
     """Find 5-line staves: (line y centres, left, right) top to bottom."""
-    # A staff-line row holds a long unbroken run; a thin line may straddle two rows, so join each row
-    # with its neighbour below before measuring.
-    longest = _longest_runs(ink | np.vstack([ink[1:], ink[-1:]]))
-    darkness = (255.0 - page.astype(np.float32)).sum(axis=1)
+    image, ink = page.image, page.ink
+    lines_mask = _line_mask(ink, page.metrics)
+    min_length = LINE_MIN_LENGTH * ink.shape[1]
+    longest = _longest_runs(lines_mask, _bridge(page.metrics), int(min_length))
+    darkness = 255.0 * image.shape[1] - cv2.reduce(image, 1, cv2.REDUCE_SUM, dtype=cv2.CV_64F)[:, 0]
     lines, line_lengths = [], []
-    for a, b in _runs(longest >= LINE_MIN_LENGTH * ink.shape[1]):
+    for a, b in _runs(longest >= min_length):
         # A beam lying on or between lines widens the run, and dense beams can bridge two staff lines
         # into one run; only rows as long as the longest line count, and each band of them is a line.
         seg = longest[a:b]
@@ -105,13 +153,14 @@ def _staves(page: np.ndarray, ink: np.ndarray) -> list[tuple[np.ndarray, int, in
             lines.append(float(np.average(rows, weights=darkness[rows] + 1e-6)))
             line_lengths.append(int(seg[c:d].max()))
     lengths = np.array(line_lengths)
-    staves: list[tuple[np.ndarray, int, int]] = []
+    staves: list[Staff] = []
     if len(lines) < 5:
         return staves
     ys = np.array(lines)
     long_rows = ys[lengths >= 0.5 * lengths.max()]
     gaps = np.diff(long_rows)
-    gaps = gaps[(gaps > 2.5) & (gaps < 0.05 * page.shape[0])]
+    expected = page.metrics.space
+    gaps = gaps[(gaps > 2.5) & (gaps < 0.05 * image.shape[0]) & (np.abs(gaps - expected) <= 0.5 * expected)]
     if len(gaps) == 0:
         return staves
     space = float(np.median(gaps))
@@ -133,15 +182,17 @@ def _staves(page: np.ndarray, ink: np.ndarray) -> list[tuple[np.ndarray, int, in
             prev = ys[j]
         if len(picked) < 5:
             continue
-        used[picked] = True
         staff = ys[picked]
-        bands = [np.asarray(ink[max(0, int(v) - 1) : int(v) + 2].any(axis=0)) for v in staff]
-        extents = [_line_extent(band) for band in bands]
+        bands = [np.asarray(lines_mask[max(0, int(v) - 1) : int(v) + 2].any(axis=0)) for v in staff]
+        extents = [_line_extent(band, _bridge(page.metrics)) for band in bands]
+        if not _aligned(extents, space):
+            continue
+        used[picked] = True
         staves.append((staff, int(np.median([e[0] for e in extents])), int(np.median([e[1] for e in extents]))))
     return staves
 
 
-def _joined(page: np.ndarray, upper: tuple[np.ndarray, int, int], lower: tuple[np.ndarray, int, int]) -> bool:
+def _joined(page: np.ndarray, upper: Staff, lower: Staff) -> bool:
     """True when a vertical line (system barline or brace) bridges the gap between two staves.
 
     A one-pixel barline often rasterises light grey, so the test is lenient about darkness and lets each
@@ -156,16 +207,13 @@ def _joined(page: np.ndarray, upper: tuple[np.ndarray, int, int], lower: tuple[n
     return bool(near.size and (near.mean(axis=0) >= BARLINE_FILL).any())
 
 
-def detect_systems(page: np.ndarray, page_index: int = 0) -> list[System]:
-    """Staff systems on a greyscale page (paper white): staves found from row projections, then
+def find_systems(page: PreparedPage, page_index: int = 0) -> list[System]:
+    """Staff systems on a prepared page, in its (straightened) frame: staves found from row runs, then
     grouped into systems where a barline or brace joins neighbouring staves."""
-    if page.ndim != 2:
-        raise ValueError("expected a greyscale page")
-    ink = page < INK_THRESHOLD
-    staves = _staves(page, ink)
-    groups: list[list[tuple[np.ndarray, int, int]]] = []
+    staves = _staves(page)
+    groups: list[list[Staff]] = []
     for staff in staves:
-        if groups and _joined(page, groups[-1][-1], staff):
+        if groups and _joined(page.image, groups[-1][-1], staff):
             groups[-1].append(staff)
         else:
             groups.append([staff])
@@ -183,6 +231,21 @@ def detect_systems(page: np.ndarray, page_index: int = 0) -> list[System]:
             )
         )
     return systems
+
+
+def read_page(page: np.ndarray, page_index: int = 0) -> tuple[np.ndarray, list[System]]:
+    """The page as the indexer keeps it (flat-fielded and straightened) and its systems in that frame.
+
+    Snippets are cut from, and page boxes drawn on, the returned image; a page without music gives
+    no systems.
+    """
+    prepared = prepare(page)
+    return prepared.image, find_systems(prepared, page_index)
+
+
+def detect_systems(page: np.ndarray, page_index: int = 0) -> list[System]:
+    """Staff systems of a greyscale page (paper white) in the page's own frame, without straightening it."""
+    return find_systems(prepare(page, deskew=False), page_index)
 
 
 def _system_image(page: np.ndarray, system: System) -> np.ndarray:

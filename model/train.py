@@ -66,7 +66,13 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
         f"validation queries {len(val_pairs)} of {len(val_all)}")  # fmt: skip
 
     # model, loss temperature (InfoNCE) and optimiser
-    model = SheetAudioNet(cfg.model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = SheetAudioNet(cfg.model)
+    if cfg.init and not resume:
+        # The layers do not depend on the window sizes, so a checkpoint of an earlier format (other windows,
+        # no context columns) starts the run; only its weights are taken, not its config.
+        model.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True)["state"])
+        log(f"initialised from {cfg.init}")
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     log_temperature = torch.nn.Parameter(torch.tensor(float(np.log(cfg.temperature))))
     optimiser = torch.optim.Adam([*model.parameters(), log_temperature], lr=cfg.lr)
     best: dict = {"MR": float("inf")}
@@ -86,7 +92,9 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed after epoch {epoch} ({spent:.1f} min)")
 
-    while True:
+    # `--resume --max-epochs N` with N epochs already done skips straight to the finish: a long run can be
+    # stopped and shipped from its best epoch
+    while cfg.max_epochs is None or epoch < cfg.max_epochs:
         epoch += 1
         model.train()
         losses = []

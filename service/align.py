@@ -7,7 +7,7 @@ in the score). The path becomes audio time → (page, system, x, box on the page
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +32,22 @@ class AlignedPoint:
 
 
 @dataclass
+class AlignedJump:
+    """Where the performance leaves the printed order (a repeat, an ending, a da capo, a skip)."""
+
+    time: float  # seconds into the recording of the first excerpt after the jump
+    source: AlignedPoint  # the last position before the jump
+    target: AlignedPoint  # the first position after it
+
+
+@dataclass
 class Alignment:
     piece_id: int
     subsequence: bool
     points: list[AlignedPoint]
     cost: np.ndarray  # (audio excerpts, snippets) cosine distances
-    path: np.ndarray  # (L, 2) row/column pairs, ascending
+    path: np.ndarray  # (L, 2) row/column pairs, ascending in time (columns may jump back)
+    jumps: list[AlignedJump] = field(default_factory=list)
 
 
 def dtw_path(cost: np.ndarray, subsequence: bool) -> np.ndarray:
@@ -47,24 +57,35 @@ def dtw_path(cost: np.ndarray, subsequence: bool) -> np.ndarray:
     return np.asarray(wp[::-1])
 
 
-def align(library: Library, piece_id: int, wave: np.ndarray, subsequence: bool | None = None) -> Alignment:
+def cost_matrix(library: Library, piece_id: int, wave: np.ndarray) -> tuple[np.ndarray, PieceSnippets, np.ndarray]:
+    """(audio excerpt centre frames, the piece's snippets, cosine distances excerpts × snippets)."""
     snippets = library.piece_snippets(piece_id)
     if len(snippets.ids) == 0:
         raise NotIndexed(f"piece {piece_id} has no snippets for model {library.model_version}")
     centres, vectors = library.embed_recording(wave, ALIGN_HOP_FRAMES)
     if len(vectors) == 0:
         raise BadAudio("the recording is too short to align")
-    cost = (1.0 - vectors @ snippets.vectors.T).astype(np.float64)
+    return centres, snippets, (1.0 - vectors @ snippets.vectors.T).astype(np.float64)
+
+
+def align(library: Library, piece_id: int, wave: np.ndarray, subsequence: bool | None = None) -> Alignment:
+    centres, snippets, cost = cost_matrix(library, piece_id, wave)
     if subsequence is None:
         expected_s = (snippets.strip_x[-1] - snippets.strip_x[0]) / STRIP_PX_PER_SECOND
         subsequence = len(wave) / SAMPLE_RATE < SUBSEQ_RATIO * expected_s
+    return monotone_alignment(piece_id, centres, snippets, cost, subsequence)
+
+
+def monotone_alignment(piece_id: int, centres: np.ndarray, snippets: PieceSnippets, cost: np.ndarray,
+                       subsequence: bool) -> Alignment:  # fmt: skip
+    """Global (or subsequence) DTW over a `cost_matrix` result."""
     # librosa's subsequence DTW searches the shorter axis inside the longer one: the audio must be shorter.
     subsequence = subsequence and cost.shape[0] <= cost.shape[1]
     path = dtw_path(cost, subsequence)
-    return Alignment(piece_id, subsequence, _points(path, centres, snippets), cost, path)
+    return Alignment(piece_id, subsequence, points_of(path, centres, snippets), cost, path)
 
 
-def _points(path: np.ndarray, centres: np.ndarray, snippets: PieceSnippets) -> list[AlignedPoint]:
+def points_of(path: np.ndarray, centres: np.ndarray, snippets: PieceSnippets) -> list[AlignedPoint]:
     """One point per audio excerpt: the mean strip position the path assigns to that row."""
     points = []
     for row in np.unique(path[:, 0]):

@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         torch.set_num_threads(settings.threads)
         app.state.library = Library(settings)  # runs migrations, loads model, checks FAISS vs database
-        app.state.jobs = JobRunner(app.state.library)
+        app.state.jobs = JobRunner(app.state.library, settings.embedded_worker)
         yield
         app.state.jobs.stop()
         app.state.library.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +106,7 @@ def identify(library: Library | LibraryView, wave: np.ndarray, calibration: Cali
     st = library.settings
     calibration = calibration or Calibration.load(st.calibration_path)
     if st.no_match_threshold is not None:
-        calibration = Calibration(calibration.a, calibration.b, st.no_match_threshold, calibration.c)
+        calibration = replace(calibration, threshold=st.no_match_threshold)  # keeps every fitted weight
     centres, vectors = library.embed_recording(wave, hop_frames or st.excerpt_hop)
     seconds = len(wave) / SAMPLE_RATE
     sizes = library.piece_sizes()

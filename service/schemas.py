@@ -53,11 +53,21 @@ class AlignedPointOut(BaseModel):
     box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 on the page image")
 
 
+class JumpOut(BaseModel):
+    time: float = Field(description="seconds into the recording where the performance goes on elsewhere")
+    source: AlignedPointOut = Field(description="the last position before the jump", alias="from")
+    target: AlignedPointOut = Field(description="the first position after the jump", alias="to")
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
 class AlignOut(BaseModel):
     piece_id: int
-    subsequence: bool
+    subsequence: bool = Field(description="the path starts or ends away from the score's first or last bar")
     page_size: dict[int, tuple[int, int]] = Field(description="page number → (width, height) of the page image")
     points: list[AlignedPointOut]
+    jumps: list[JumpOut] = Field([], description="where the performance leaves the printed order (a repeat, "
+                                 "an ending, a da capo, a skip), in time order")  # fmt: skip
 
 
 class JobOut(BaseModel):
@@ -68,6 +78,8 @@ class JobOut(BaseModel):
     piece_id: int | None = None
     duplicate: bool = False
     error: str | None = None
+    pages_without_music: list[int] = Field(default_factory=list,
+                                           description="1-based pages skipped because no staff system was found")
 
 
 class ErrorOut(BaseModel):

@@ -24,18 +24,31 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _test_vector_store(tmp_path: Path) -> str:
+    """SHEETID_TEST_VECTOR_STORE=milvus-lite runs the library tests on Milvus Lite (a fresh file per test)."""
+    chosen = os.environ.get("SHEETID_TEST_VECTOR_STORE", "faiss")
+    if chosen == "milvus-lite":
+        return str(tmp_path / "milvus-lite.db")
+    if chosen != "faiss":
+        raise ValueError("SHEETID_TEST_VECTOR_STORE is faiss or milvus-lite")
+    return "faiss"
+
+
 @pytest.fixture()
 def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings for a fresh, empty library in a temporary data directory.
+
+    With SHEETID_TEST_VECTOR_STORE=milvus-lite, the library's vectors live in Milvus Lite instead of FAISS.
 
     With SHEETID_TEST_DATABASE_URL set to a PostgreSQL server URL (postgresql+psycopg://user@host/db), each
     test gets a new, empty database on that server instead of SQLite.
     """
     from indexer.settings import Settings
 
+    store = _test_vector_store(tmp_path)
     server = os.environ.get("SHEETID_TEST_DATABASE_URL")
     if not server:
-        yield Settings(data_dir=tmp_path / "library", threads=2)
+        yield Settings(data_dir=tmp_path / "library", threads=2, vector_store=store)
         return
     from sqlalchemy import create_engine, make_url, text
 
@@ -44,7 +57,7 @@ def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    yield Settings(data_dir=tmp_path / "library", threads=2, database_url=url)
+    yield Settings(data_dir=tmp_path / "library", threads=2, database_url=url, vector_store=store)
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     admin.dispose()

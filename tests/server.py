@@ -100,3 +100,54 @@ def add_piece(url: str, pdf: bytes, title: str) -> int:
     state = wait_job(url, submit_pdf(url, pdf, title))
     assert state["status"] == "done", state
     return int(state["piece_id"])
+
+
+def start_milvus(work_dir: Path, timeout_s: float = 240.0) -> tuple[subprocess.Popen[bytes], str]:
+    """The `milvus` pip package's embedded server (`milvus-server --data DIR`) on a free loopback port.
+
+    Returns the process (leader of its own process group: stop it with stop_group) and its URI.
+    """
+    import shutil
+
+    from pymilvus import MilvusClient
+
+    port = free_port()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    exe = shutil.which("milvus-server", path=str(Path(sys.executable).parent))
+    assert exe, "make test installs the milvus package (test extra)"
+    with (work_dir / "milvus-server.log").open("wb") as out:
+        proc = subprocess.Popen([exe, "--data", str(work_dir / "data"), "--proxy-port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("milvus-server exited: " + (work_dir / "milvus-server.log").read_text()[-3000:])
+        try:
+            MilvusClient(uri, timeout=3).list_collections()
+            return proc, uri
+        except Exception:  # noqa: BLE001 - not listening yet
+            time.sleep(1)
+    stop_group(proc)
+    raise TimeoutError("milvus-server did not start")
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process started with start_new_session=True, and its children."""
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def start_worker(log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """`sheetid worker` in its own process."""
+    cli = Path(__file__).resolve().parent.parent / "cli.py"
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, str(cli), "worker"], env=dict(os.environ, **env), stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip

@@ -21,8 +21,9 @@ KEY = {"X-API-Key": "test-key"}
 
 
 @pytest.fixture()
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "lib", api_key="test-key", max_upload_mb=5, max_audio_seconds=600)
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app over the `settings` fixture's library (FAISS or Milvus Lite, SQLite or PostgreSQL)."""
+    settings = settings.model_copy(update={"api_key": "test-key", "max_upload_mb": 5, "max_audio_seconds": 600})
     with TestClient(create_app(settings)) as c:
         yield c
 
@@ -88,14 +89,18 @@ def test_identify_and_align(client: TestClient, pdfs: dict[str, bytes], dataset:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["pieces"][0]["id"] == ids[TEST_PIECE]
-    assert body["pieces"][0]["score"] >= body["pieces"][-1]["score"]
     assert 0.0 <= body["confidence"] <= 1.0 and body["match"]["page_start"] == 1
+    other = client.post("/identify", files={"file": ("b.wav", _wav(_recording(dataset, VAL_PIECE, 20.0)), "audio/wav")})
+    assert other.json()["pieces"][0]["id"] == ids[VAL_PIECE]  # a different recording names a different piece
     r = client.post(f"/pieces/{ids[TEST_PIECE]}/align", files={"file": ("take.wav", _wav(wave), "audio/wav")})
     assert r.status_code == 200, r.text
     points = r.json()["points"]
+    width, height = r.json()["page_size"]["1"]
     assert len(points) > 10 and points[0]["time"] < points[-1]["time"]
-    assert all(p["page"] == 1 for p in points)
-    assert r.json()["page_size"]["1"][0] > 500
+    assert all(0 <= p["x"] <= width and 0 <= (p["box"][1] + p["box"][3]) / 2 <= height for p in points)
+    first = [p["x"] for p in points if p["system"] == points[0]["system"]]
+    assert first[-1] > first[0]  # within a system the music moves right (tests/test_align.py turns pages)
+    assert r.json()["jumps"] == []  # played straight through: the jump-aware path does not jump
 
 
 def test_hostile_pdfs_get_4xx_and_change_nothing(client: TestClient, pdfs: dict[str, bytes]) -> None:
@@ -142,3 +147,13 @@ def test_slow_requests_time_out_with_503(tmp_path: Path, pdfs: dict[str, bytes],
         assert r.status_code == 503 and "too long" in r.json()["detail"]
         assert c.post(f"/pieces/{pid}/align", files={"file": ("take.wav", take, "audio/wav")}).status_code == 503
         assert c.get("/readyz").status_code == 200  # the server goes on serving
+
+
+def test_cors_allows_only_the_configured_origins(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "lib", cors_origins=["https://scores.example"]))
+    c = TestClient(app)  # no lifespan: /healthz needs no model
+    allowed = c.get("/healthz", headers={"Origin": "https://scores.example"})
+    assert allowed.headers.get("access-control-allow-origin") == "https://scores.example"
+    assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "https://evil.example"}).headers
+    plain = TestClient(create_app(Settings(data_dir=tmp_path / "lib2")))
+    assert "access-control-allow-origin" not in plain.get("/healthz", headers={"Origin": "https://scores.example"}).headers

@@ -13,9 +13,25 @@ from indexer.errors import BadInput
 from indexer.library import Library
 from indexer.settings import Settings
 from indexer.store import Piece, Snippet, Status, make_engine, migrate
+from indexer.vector_milvus import MilvusStore
 from model import checkpoint
 from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
 from tests.hostile import bad_pdfs
+
+
+def _store_matches_database(lib: Library) -> bool:
+    """The vector store holds exactly the indexed snippets' ids (a full comparison)."""
+    with lib.Session() as s:
+        indexed = s.scalars(select(Snippet.id).join(Piece).where(Piece.status == Status.indexed))
+        return np.array_equal(np.sort(np.fromiter(indexed, np.int64)), lib.index.ids())
+
+
+def _lose_index(lib: Library, settings: Settings) -> None:
+    """Lose the vector store's contents (FAISS: the file; Milvus: the collection)."""
+    if isinstance(lib.index, MilvusStore):
+        lib.index.client.drop_collection(lib.index.name)
+    else:
+        settings.index_path.unlink()
 
 
 def _snapshot(lib: Library) -> tuple[int, int, int]:
@@ -28,9 +44,9 @@ def test_migration_on_empty_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     migrate(url)
     engine = make_engine(url)
-    assert {"pieces", "pages", "systems", "snippets"} <= set(inspect(engine).get_table_names())
+    assert {"pieces", "pages", "systems", "snippets", "jobs", "library_state"} <= set(inspect(engine).get_table_names())
     with engine.connect() as c:
-        assert c.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0002"
         assert c.execute(text("pragma journal_mode")).scalar() == "wal"
     migrate(url)  # idempotent
 
@@ -50,12 +66,14 @@ def test_index_dedup_and_delete(settings: Settings, pdfs: dict[str, bytes]) -> N
         versions = set(s.scalars(select(Snippet.model_version)))
     assert versions == {lib.model_version}
     assert (settings.pages_dir / str(first.piece_id) / "1.png").exists()
+    assert _store_matches_database(lib)
 
     assert lib.remove(first.piece_id)
     assert not lib.remove(first.piece_id)
     assert lib.index.ntotal == counts[other.piece_id]
     assert not (settings.pages_dir / str(first.piece_id)).exists()
     assert set(lib.snippets.piece_of(lib.snippets.ids)) == {other.piece_id}
+    assert _store_matches_database(lib)
 
 
 def test_restart_rebuilds_a_missing_or_stale_index(settings: Settings, pdfs: dict[str, bytes]) -> None:
@@ -64,12 +82,12 @@ def test_restart_rebuilds_a_missing_or_stale_index(settings: Settings, pdfs: dic
     n = lib.index.ntotal
     lib.close()
     assert Library(settings).recover()["rebuilt_index"] is False
-    settings.index_path.unlink()  # lost index file
+    _lose_index(lib, settings)
     reopened = Library(settings)
-    assert reopened.index.ntotal == n
-    reopened.index.add(np.array([10**9]), np.ones((1, 32), np.float32))  # index ahead of the database
-    reopened.index.save(settings.index_path)
-    assert Library(settings).index.ntotal == n
+    assert reopened.index.ntotal == n and _store_matches_database(reopened)
+    reopened.index.add(np.array([10**9]), np.array([1]), np.ones((1, 32), np.float32))  # store ahead of the database
+    again = Library(settings)
+    assert again.index.ntotal == n and _store_matches_database(again)
 
 
 def test_crash_mid_ingest_leaves_no_visible_piece(settings: Settings, pdfs: dict[str, bytes],
@@ -81,13 +99,21 @@ def test_crash_mid_ingest_leaves_no_visible_piece(settings: Settings, pdfs: dict
     class Crash(BaseException):
         pass
 
-    def crash(*_: object) -> None:  # the process "dies" after the vectors hit the database
+    real_add = lib.index.add
+
+    def crash(*args: object) -> None:  # the process "dies" once the vectors are durable in the store
+        real_add(*args)  # type: ignore[arg-type]
         raise Crash
 
-    monkeypatch.setattr(lib.index, "save", crash)
+    def no_cleanup(*_: object) -> None:  # ... so no clean-up code runs either
+        raise Crash
+
+    monkeypatch.setattr(lib.index, "add", crash)
+    monkeypatch.setattr(lib, "_discard", no_cleanup)
     with pytest.raises(Crash):
         lib.add_pdf(pdfs[VAL_PIECE])
     monkeypatch.undo()
+    assert lib.index.ntotal > before  # half-ingested: vectors stored, piece pending
     # simulate the other kind of crash too: a pending row left behind with its snippets
     with lib.Session.begin() as s:
         s.add(Piece(title="half done", sha256="0" * 64, pages=1, status=Status.pending, model_version="x"))
@@ -95,11 +121,13 @@ def test_crash_mid_ingest_leaves_no_visible_piece(settings: Settings, pdfs: dict
     with reopened.Session() as s:
         assert s.scalar(select(func.count()).select_from(Piece).where(Piece.status != Status.indexed)) == 0
     assert reopened.index.ntotal == before == sum(reopened.counts().values())
+    assert _store_matches_database(reopened)
     assert reopened.add_pdf(pdfs[VAL_PIECE]).created  # re-uploading completes it
+    assert _store_matches_database(reopened)
 
 
-def test_bad_pdfs_are_refused_and_nothing_is_stored(tmp_path: Path, pdfs: dict[str, bytes]) -> None:
-    settings = Settings(data_dir=tmp_path / "lib", max_pdf_pages=60)
+def test_bad_pdfs_are_refused_and_nothing_is_stored(settings: Settings, pdfs: dict[str, bytes]) -> None:
+    settings = settings.model_copy(update={"max_pdf_pages": 60})
     lib = Library(settings)
     lib.add_pdf(pdfs[TRAIN_PIECE])
     before = _snapshot(lib)

@@ -54,10 +54,14 @@ def served_state(url: str) -> tuple[dict[str, str], int, int]:
     return {p["title"]: p["status"] for p in pieces}, sum(p["snippets"] for p in pieces), vectors
 
 
+LEASE_S = 3  # job lease of the test servers: a killed server's job is claimable 3 s after its last renewal
+
+
 def test_sigkill_mid_ingest_then_restart(tmp_path: Path, pdfs: dict[str, bytes]) -> None:
+    """The killed ingest is a job row: the restarted server's worker retries it once its lease runs out."""
     data = tmp_path / "lib"
     big = pdf_variant([pdfs[TRAIN_PIECE], pdfs[VAL_PIECE], pdfs[TEST_PIECE]] * 3, "interrupted")  # 9 pages
-    server = start_server(data)
+    server = start_server(data, SHEETID_JOB_LEASE_S=str(LEASE_S))
     try:
         add_piece(server.url, pdfs[TRAIN_PIECE], "kept")
         job = submit_pdf(server.url, big, "interrupted")
@@ -71,13 +75,13 @@ def test_sigkill_mid_ingest_then_restart(tmp_path: Path, pdfs: dict[str, bytes])
         server.proc.wait()
     finally:
         stop_server(server)
-    with running_server(data) as restarted:
+    with running_server(data, SHEETID_JOB_LEASE_S=str(LEASE_S)) as restarted:
+        retried = wait_job(restarted.url, job)
+        assert retried["status"] == "done" and not retried["duplicate"], retried
         titles, snippets, vectors = served_state(restarted.url)
-        assert titles == {"kept": "indexed"} and snippets == vectors > 0
+        assert titles == {"kept": "indexed", "interrupted": "indexed"} and snippets == vectors > 0
         again = wait_job(restarted.url, submit_pdf(restarted.url, big, "interrupted"))
-        assert again["status"] == "done" and not again["duplicate"], again
-        titles, snippets, vectors = served_state(restarted.url)
-        assert titles == {"kept": "indexed", "interrupted": "indexed"} and snippets == vectors
+        assert again["status"] == "done" and again["duplicate"] and again["piece_id"] == retried["piece_id"]
     status, rows, saved = on_disk_state(data)
     assert set(status.values()) == {"indexed"} and rows == saved == vectors
 

@@ -27,21 +27,26 @@ def test_margin_and_confidence_are_monotone() -> None:
 
 
 def test_calibration_fit_recovers_a_known_logistic() -> None:
-    # margins and library sizes drawn as the calibration draws them, outcomes from a known confidence
+    # margins, library sizes and top scores drawn as the calibration sees them, outcomes from a known confidence
     rng = np.random.default_rng(0)
     margin = rng.exponential(scale=10.0, size=30_000)
-    log_n = np.log(rng.choice([16, 64, 434], size=margin.size))
-    truth = Calibration(a=0.3, b=0.5, threshold=0.5, c=-0.8)
-    p = np.array([truth.confidence(m, int(round(np.exp(ln)))) for m, ln in zip(margin, log_n, strict=True)])
+    pieces = rng.choice([16, 64, 434], size=margin.size)
+    top = margin + rng.exponential(scale=8.0, size=margin.size)
+    truth = Calibration(a=0.3, b=0.5, threshold=0.5, c=-0.8, d=0.1)
+    p = np.array([truth.confidence(m, int(n), t) for m, n, t in zip(margin, pieces, top, strict=True)])
     correct = (rng.random(margin.size) < p).astype(np.float64)
-    fit = fit_calibration(np.column_stack([margin, log_n]), correct)
-    assert abs(fit["a"] - 0.3) < 0.03 and abs(fit["b"] - 0.5) < 0.3 and abs(fit["c"] + 0.8) < 0.08
-    # the best threshold on calibrated probabilities sits near 0.5, and beats always answering "match"
+    fit = fit_calibration(np.column_stack([margin, np.log(pieces), top]), correct)
+    assert abs(fit["a"] - 0.3) < 0.05 and abs(fit["b"] - 0.5) < 0.4 and abs(fit["c"] + 0.8) < 0.1
+    assert abs(fit["d"] - 0.1) < 0.04
+    # the best threshold on calibrated probabilities sits near 0.5, and beats always answering the majority
     assert 0.35 <= fit["threshold"] <= 0.65 and fit["validation_accuracy"] > max(correct.mean(), 1 - correct.mean())
 
 
-def test_library_size_term_shifts_the_confidence() -> None:
-    cal = Calibration(a=0.07, b=-0.6, threshold=0.5, c=-0.35)
-    small, large = cal.confidence(30.0, pieces=16), cal.confidence(30.0, pieces=434)
-    assert small > 0.5 > large  # the same vote margin is stronger evidence in a small library
-    assert Calibration(a=0.07, b=-0.6, threshold=0.5).confidence(30.0, 16) == cal.confidence(30.0, 1)  # c = 0
+def test_confidence_is_the_logistic_of_its_terms() -> None:
+    # with a = 1, c = -1 and d = 0.5 the logit is m - ln n + s / 2: 0 (confidence 1/2) exactly on that plane
+    cal = Calibration(a=1.0, b=0.0, threshold=0.5, c=-1.0, d=0.5)
+    assert abs(cal.confidence(np.log(16), pieces=16) - 0.5) < 1e-12
+    assert abs(cal.confidence(0.0, pieces=1, top=2.0) - 1.0 / (1.0 + np.exp(-1.0))) < 1e-12
+    # a negative c: the same evidence counts for less in a larger library (more pieces to collide with)
+    assert cal.confidence(5.0, pieces=16) > cal.confidence(5.0, pieces=434)
+    assert Calibration(a=1.0, b=0.0, threshold=0.5).confidence(5.0, 16) == Calibration(1.0, 0.0, 0.5).confidence(5.0)

@@ -1,8 +1,10 @@
 """Engrave a MusicXML score with verovio: page rasters, staff systems, note heads and onsets.
 
-Repeats are not expanded (`expandNever`): the score is played exactly as printed, top to bottom, so a
-first and a second ending are both played once, in print order. This keeps the ground-truth alignment
-monotone (audio time only moves forward through the page), which is what identification and DTW assume.
+By default repeats are not expanded (`expandNever`): the score is played exactly as printed, top to
+bottom, so a first and a second ending are both played once, in print order. This keeps the ground-truth
+alignment monotone (audio time only moves forward through the page), which is what identification and DTW
+assume. `expand_repeats=True` plays repeats and endings as a performer would (the robust query set): the
+timemap then repeats notes under ids ending in "-rend<n>".
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Engraving:
     head_system: dict[str, int] = field(default_factory=dict)  # note id → index into systems
     head_x: dict[str, float] = field(default_factory=dict)  # note id → note-head centre x (page px)
     head_y: dict[str, float] = field(default_factory=dict)  # note id → note-head y (page px)
+    bars: list[float] = field(default_factory=list)  # quarter position of each (played) bar's start
 
 
 def _classes(el: ET.Element) -> list[str]:
@@ -122,8 +125,18 @@ def mei_pitches(mei: str) -> dict[str, int]:
     return out
 
 
+_REND = re.compile(r"^(.*?)(-rend\d+)?$")  # a repeat-expanded note id: the printed note's id + "-rend<n>"
+
+
+def printed_id(note_id: str) -> str:
+    """The printed note a performed note plays: a replayed note's id without its `-rend<n>` suffix."""
+    return _REND.match(note_id).group(1)  # type: ignore[union-attr]
+
+
 def _notes(pitches: dict[str, int], timemap: list[dict], tie_ends: dict[str, str]) -> list[Note]:
-    """Sounding notes from verovio's timemap; a tie's continuation extends its first note instead."""
+    """Sounding notes from verovio's timemap; a tie's continuation extends its first note instead.
+
+    A repeated note ("<id>-rend2") takes its pitch and ties from the printed note <id>."""
     on: dict[str, float] = {}
     off: dict[str, float] = {}
     for entry in timemap:
@@ -134,46 +147,59 @@ def _notes(pitches: dict[str, int], timemap: list[dict], tie_ends: dict[str, str
     continuations = set(tie_ends.values())
     notes = []
     for nid, q in on.items():
-        if nid in continuations:
+        printed, rend = _REND.match(nid).groups()  # type: ignore[union-attr]
+        if printed in continuations:
             continue
-        end, seen = nid, {nid}
+        end, seen = printed, {printed}
         while end in tie_ends and tie_ends[end] not in seen:  # follow tie chains a→b→c
             end = tie_ends[end]
             seen.add(end)
-        pitch = pitches.get(nid, -1)
+        pitch = pitches.get(printed, -1)
         if 0 <= pitch < 128:
-            notes.append(Note(nid, pitch, q, max(off.get(end, q), q + 1e-3)))
+            notes.append(Note(nid, pitch, q, max(off.get(end + (rend or ""), q), q + 1e-3)))
     return sorted(notes, key=lambda n: (n.on, n.pitch))
 
 
 MUSIC_FONTS = ("Leipzig", "Bravura", "Gootville", "Leland", "Petaluma")  # verovio's fonts; Leipzig is its default
 
 
-def engrave(musicxml: str, font: str = "Leipzig") -> Engraving:
+def engrave(musicxml: str, font: str = "Leipzig", expand_repeats: bool = False, draw: bool = True) -> Engraving:
     """Lay out and rasterise a score; returns pages, systems, sounding notes and note-head positions.
 
     `font` is one of verovio's music fonts: training pieces are engraved in all of them, so the sheet
-    pathway does not learn one font's note heads, clefs and beams."""
+    pathway does not learn one font's note heads, clefs and beams. `expand_repeats` plays repeats (see
+    the module notes); every replayed note gets its printed note's head position, so the pages and
+    positions are those of the printed score. `draw=False` returns the sounding notes and bars only (no
+    SVG, no rasters)."""
     import verovio
 
     verovio.enableLog(verovio.LOG_OFF)
     tk = verovio.toolkit()
-    tk.setOptions(VEROVIO_OPTIONS | {"font": font})
+    options = VEROVIO_OPTIONS | {"font": font}
+    if expand_repeats:
+        del options["expandNever"]  # verovio's default expands repeats
+    tk.setOptions(options)
     if not tk.loadData(musicxml):
         raise ValueError("verovio could not load the score")
-    svgs = [tk.renderToSVG(i + 1) for i in range(tk.getPageCount())]
-    timemap = tk.renderToTimemap({"includeRests": False})
+    svgs = [tk.renderToSVG(i + 1) for i in range(tk.getPageCount())] if draw else []
+    timemap = tk.renderToTimemap({"includeRests": False, "includeMeasures": True})
     mei = tk.getMEI()
     tie_ends: dict[str, str] = {}
     for tag in _TIE.findall(mei):
         start, end = re.search(r'startid="#([^"]+)"', tag), re.search(r'endid="#([^"]+)"', tag)
         if start and end:
             tie_ends[start.group(1)] = end.group(1)
-    result = Engraving(pages=[], systems=[], notes=_notes(mei_pitches(mei), timemap, tie_ends))
+    result = Engraving(pages=[], systems=[], notes=_notes(mei_pitches(mei), timemap, tie_ends),
+                       bars=sorted({float(e["qstamp"]) for e in timemap if "measureOn" in e}))
     for page, svg in enumerate(svgs):
         systems, heads = _parse_page(svg, page, len(result.systems))
         result.systems += systems
         for nid, (s, x, y) in heads.items():
             result.head_system[nid], result.head_x[nid], result.head_y[nid] = s, x, y
         result.pages.append(_rasterise(svg))
+    for note in result.notes:  # a replayed note sits where its printed note is drawn
+        base = printed_id(note.id)
+        if base != note.id and base in result.head_x:
+            result.head_system[note.id] = result.head_system[base]
+            result.head_x[note.id], result.head_y[note.id] = result.head_x[base], result.head_y[base]
     return result

@@ -35,24 +35,40 @@ def velocities(notes: Sequence[Note], vary: bool) -> list[int]:
     return [int(np.clip(round(v), 25, 120)) for v in out]
 
 
-def write_midi(notes: Sequence[Note], bpm: float, path: Path, vary_velocity: bool = False) -> None:
-    """Type-0 MIDI, program 0 (piano) on channel 0; the onset of a note is its quarter position · 60/bpm."""
+NOTE_OFF, PEDAL, NOTE_ON = 0, 1, 2  # event order within one tick: releases, then the pedal, then new notes
+SUSTAIN = 64  # MIDI controller number of the sustain pedal
+
+
+def write_midi(notes: Sequence[Note], bpm: float, path: Path, vary_velocity: bool = False,
+               note_velocities: Sequence[int] | None = None,
+               pedal: Sequence[tuple[float, float]] = ()) -> None:  # fmt: skip
+    """Type-0 MIDI, program 0 (piano) on channel 0; the onset of a note is its quarter position · 60/bpm.
+
+    `note_velocities` (one per note) replaces the built-in velocities; `pedal` lists (down, up) quarter
+    positions of the sustain pedal (CC64)."""
     import mido
 
-    vel = {n.id: v for n, v in zip(notes, velocities(notes, vary_velocity), strict=True)}
+    chosen = velocities(notes, vary_velocity) if note_velocities is None else list(note_velocities)
+    vel = {n.id: v for n, v in zip(notes, chosen, strict=True)}
 
-    events: list[tuple[int, int, int, int]] = []  # (tick, order, pitch, velocity); offs sort before ons
+    events: list[tuple[int, int, int, int]] = []  # (tick, order, pitch or controller, velocity or value)
     for n in notes:
-        events.append((round(n.on * TICKS_PER_QUARTER), 1, n.pitch, vel[n.id]))
-        events.append((max(round(n.off * TICKS_PER_QUARTER), round(n.on * TICKS_PER_QUARTER) + 1), 0, n.pitch, 0))
+        events.append((round(n.on * TICKS_PER_QUARTER), NOTE_ON, n.pitch, vel[n.id]))
+        events.append((max(round(n.off * TICKS_PER_QUARTER), round(n.on * TICKS_PER_QUARTER) + 1), NOTE_OFF,
+                       n.pitch, 0))  # fmt: skip
+    for down, up in pedal:
+        events.append((round(down * TICKS_PER_QUARTER), PEDAL, SUSTAIN, 127))
+        events.append((round(up * TICKS_PER_QUARTER), PEDAL, SUSTAIN, 0))
     events.sort()
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=int(round(60_000_000 / bpm)), time=0))
     track.append(mido.Message("program_change", program=0, channel=0, time=0))
     sounding: dict[int, int] = {}
     last = 0
-    for tick, is_on, pitch, velocity in events:
-        if is_on:
+    for tick, kind, pitch, velocity in events:
+        if kind == PEDAL:
+            msg = mido.Message("control_change", control=pitch, value=velocity, time=tick - last)
+        elif kind == NOTE_ON:
             sounding[pitch] = sounding.get(pitch, 0) + 1
             msg = mido.Message("note_on", note=pitch, velocity=velocity, time=tick - last)
         else:

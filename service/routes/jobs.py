@@ -13,7 +13,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 @router.get("/{job_id}", response_model=JobOut, dependencies=[ReadAccess], responses={404: {"model": ErrorOut}})
 def get_job(job_id: str, jobs: JobsDep) -> JobOut:
-    job = jobs.jobs.get(job_id)
+    job = jobs.get(job_id)
     if job is None:
         raise NotFound("no such job")
     return JobOut(**job.__dict__)

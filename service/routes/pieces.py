@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from indexer.errors import NotFound, TimedOut
 from indexer.pdf import inspect_pdf
 from indexer.store import Page, Piece
-from service.align import align
+from service.align import AlignedPoint
 from service.deps import JobsDep, LibraryDep, ReadAccess, SettingsDep, WriteAccess
-from service.schemas import AlignedPointOut, AlignOut, ErrorOut, JobOut, PieceOut
+from service.jumps import align_with_jumps
+from service.schemas import AlignedPointOut, AlignOut, ErrorOut, JobOut, JumpOut, PieceOut
 from service.uploads import decode_audio, read_capped
 
 router = APIRouter(prefix="/pieces", tags=["pieces"])
@@ -90,7 +91,8 @@ async def align_recording(
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="recording: wav, flac, ogg or mp3")],
 ) -> AlignOut:
-    """Follow a recording through the score: audio time → page, system and box on the page."""
+    """Follow a recording through the score: audio time → page, system and box on the page. The path
+    may jump where the performance does (repeats, endings, da capo); `jumps` lists where."""
     with library.Session() as s:
         piece = s.get(Piece, piece_id)
         if piece is None or piece.status.value != "indexed":
@@ -98,8 +100,15 @@ async def align_recording(
         sizes = {p.number: (p.width, p.height) for p in piece.page_rows}
     wave = await run_in_threadpool(decode_audio, await read_capped(file, settings), settings)
     try:
-        result = await asyncio.wait_for(run_in_threadpool(align, library, piece_id, wave), settings.request_timeout_s)
+        result = await asyncio.wait_for(run_in_threadpool(align_with_jumps, library, piece_id, wave),
+                                        settings.request_timeout_s)
     except TimeoutError:
         raise TimedOut("alignment took too long") from None
-    points = [AlignedPointOut(time=p.time, page=p.page, system=p.system, x=p.x, box=p.box) for p in result.points]
-    return AlignOut(piece_id=piece_id, subsequence=result.subsequence, page_size=sizes, points=points)
+    jumps = [JumpOut.model_validate({"time": j.time, "from": point_out(j.source), "to": point_out(j.target)})
+             for j in result.jumps]  # fmt: skip
+    return AlignOut(piece_id=piece_id, subsequence=result.subsequence, page_size=sizes,
+                    points=[point_out(p) for p in result.points], jumps=jumps)  # fmt: skip
+
+
+def point_out(p: AlignedPoint) -> AlignedPointOut:
+    return AlignedPointOut(time=p.time, page=p.page, system=p.system, x=p.x, box=p.box)

@@ -1,0 +1,77 @@
+"""System detection on PDFs engraved by LilyPond, against the staves LilyPond drew.
+
+Each piece's two-staff reduction (the MusicXML the data engine engraves) goes through `musicxml2ly`,
+then LilyPond lays it out twice with the same settings, once to PDF and once to SVG. In the SVG every
+staff line is a horizontal `<line>` inside a `translate(x, y)` group; five of them make a staff, and
+every two consecutive staves one system (each reduction has exactly two staves).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, box_iou
+from indexer.pdf import rasterise
+from model.data.build import score_xml
+from model.data.corpus import load_splits, pieces_in
+from model.sheet import read_page
+
+LILYPOND, MUSICXML2LY = "lilypond", "musicxml2ly"  # Debian package lilypond
+STAFF_LINE = re.compile(
+    r'<g transform="translate\(([-\d.]+), ([-\d.]+)\)">\s*<line [^>]*x1="([-\d.]+)" y1="0" x2="([-\d.]+)" y2="0"/>'
+)
+VIEW_BOX = re.compile(r'viewBox="[-\d.]+ [-\d.]+ ([\d.]+) [\d.]+"')
+MIN_LINE_SHARE = 0.2  # staff lines run over at least this share of the page width (ledger lines do not)
+Box = tuple[float, float, float, float]
+
+
+def lilypond_systems(svg: str) -> tuple[list[Box], float]:
+    """(system boxes in SVG units, page width in SVG units) from a LilyPond SVG page."""
+    width = float(VIEW_BOX.search(svg).group(1))  # type: ignore[union-attr]
+    found = [tuple(map(float, m)) for m in STAFF_LINE.findall(svg)]
+    lines = sorted((ty, tx + x1, tx + x2) for tx, ty, x1, x2 in found if x2 - x1 >= MIN_LINE_SHARE * width)
+    staves = [lines[i : i + 5] for i in range(0, len(lines) - len(lines) % 5, 5)]
+    systems = []
+    for upper, lower in zip(staves[::2], staves[1::2], strict=False):
+        systems.append((min(upper[0][1], lower[0][1]), upper[0][0], max(upper[0][2], lower[0][2]), lower[-1][0]))
+    return systems, width
+
+
+def _engrave(xml: str, tmp: Path) -> tuple[bytes, list[str]]:
+    """LilyPond's PDF of a MusicXML score and its SVG pages, in page order."""
+    (tmp / "score.musicxml").write_text(xml)
+    subprocess.run([MUSICXML2LY, "-o", "score.ly", "score.musicxml"], cwd=tmp, check=True, capture_output=True,
+                   timeout=300)  # fmt: skip
+    for args in (["--pdf"], ["-dbackend=svg"]):
+        subprocess.run([LILYPOND, *args, "-o", "score", "score.ly"], cwd=tmp, check=True, capture_output=True,
+                       timeout=300)  # fmt: skip
+    svgs = sorted(tmp.glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1])) or [tmp / "score.svg"]
+    return (tmp / "score.pdf").read_bytes(), [p.read_text() for p in svgs]
+
+
+def evaluate_lilypond(split: str = "test", dpi: int = 150, min_iou: float = MIN_IOU,
+                      log: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Precision and recall (IoU ≥ min_iou) of the page front-end on LilyPond PDFs of a split's pieces."""
+    if shutil.which(LILYPOND) is None or shutil.which(MUSICXML2LY) is None:
+        raise RuntimeError("LilyPond is needed: apt-get install lilypond")
+    tp = n_true = n_found = 0
+    for spec in pieces_in({split: load_splits()[split]}):
+        with tempfile.TemporaryDirectory() as tmp:
+            pdf, svgs = _engrave(score_xml(spec)[0], Path(tmp))
+        hits = truths = found = 0
+        for i, (page, svg) in enumerate(zip(rasterise(pdf, dpi, NO_PIXEL_LIMIT), svgs, strict=True)):
+            truth, width = lilypond_systems(svg)
+            r = page.shape[1] / width
+            boxes = [(s.left, s.top, s.right, s.bottom) for s in read_page(page, i)[1]]
+            truths, found = truths + len(truth), found + len(boxes)
+            hits += sum(any(box_iou((t[0] * r, t[1] * r, t[2] * r, t[3] * r), b) >= min_iou for b in boxes)
+                        for t in truth)  # fmt: skip
+        log(f"{spec.id}: {truths} systems, {found} detected, {hits} matched")
+        tp, n_true, n_found = tp + hits, n_true + truths, n_found + found
+    return {"engraver": "LilyPond", "systems": n_true, "detected": n_found,
+            "precision": round(tp / max(1, n_found), 4), "recall": round(tp / max(1, n_true), 4)}  # fmt: skip

@@ -1,0 +1,235 @@
+"""Vector search at scale: FAISS HNSW and IVF in this process, Milvus as an embedded server.
+
+For n synthetic 32-d unit vectors, each engine reports build time, memory, p50/p95 latency of one
+30-s query (its excerpt vectors, top 25 each, one search call) and recall@25 against exact search.
+
+The database vectors are isotropic Gaussian directions: no clusters, which is the hard case for
+approximate search (real snippet embeddings cluster by piece). Each query excerpt is a database vector
+plus Gaussian noise (σ = 0.3 per dimension, then normalised), as an audio excerpt lies near its snippet.
+
+Milvus runs as `milvus-server --data DIR` (the `milvus` pip package) on loopback, and is driven through
+the product's own MilvusStore, with the product's index settings. Its memory is the server's resident
+set after loading minus before inserting. Run: `python -m benchmarks.vector_scale --vectors 1000000`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from benchmarks.speed import QUERY_EXCERPTS_30S
+from indexer.vectors import VectorIndex
+
+DIM = 32
+EXCERPTS_PER_QUERY = QUERY_EXCERPTS_30S  # excerpts of a 30-s recording at the product's excerpt hop
+TOP_K = 25
+QUERY_NOISE = 0.3
+CHUNK = 1_000_000  # vectors generated / inserted per step (bounds the extra memory)
+
+
+def unit_vectors(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, DIM), np.float32)
+    for start in range(0, n, CHUNK):
+        block = rng.standard_normal((min(CHUNK, n - start), DIM), dtype=np.float32)
+        out[start : start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def query_sets(vectors: np.ndarray, recordings: int, seed: int) -> np.ndarray:
+    """(recordings, excerpts, 32) excerpt vectors near random database vectors."""
+    rng = np.random.default_rng(seed + 1)
+    picks = rng.integers(0, len(vectors), recordings * EXCERPTS_PER_QUERY)
+    q = vectors[picks] + QUERY_NOISE * rng.standard_normal((len(picks), DIM), dtype=np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return q.reshape(recordings, EXCERPTS_PER_QUERY, DIM)
+
+
+def exact_neighbours(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    flat = faiss.IndexFlatIP(DIM)
+    flat.add(vectors)
+    _, ids = flat.search(queries.reshape(-1, DIM), TOP_K)
+    return ids.reshape(queries.shape[0], queries.shape[1], TOP_K)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = [len(set(a.tolist()) & set(b.tolist())) for a, b in zip(found.reshape(-1, TOP_K),
+                                                                   truth.reshape(-1, TOP_K), strict=True)]  # fmt: skip
+    return float(np.mean(hits)) / TOP_K
+
+
+def rss_mb(pid: int | None = None) -> float:
+    """Resident set of a process (and its children, for the Milvus server) in MB."""
+    pids = [pid or os.getpid()]
+    if pid is not None:
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        pids += [int(c) for c in children.read_text().split()] if children.exists() else []
+    total = 0
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def timed_searches(search: Callable[[np.ndarray], np.ndarray], queries: np.ndarray) -> tuple[dict, np.ndarray]:
+    search(queries[0])  # warm-up (first-touch of pages, connection set-up)
+    times, found = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        found.append(search(q))
+        times.append(time.perf_counter() - t0)
+    ms = 1000 * np.array(times)
+    stats = {"p50_ms": round(float(np.median(ms)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+    return stats, np.stack(found)
+
+
+def faiss_engine(factory: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict:
+    before = rss_mb()
+    t0 = time.perf_counter()
+    index = VectorIndex("bench", factory)
+    index.add(np.arange(len(vectors)), vectors.copy())  # the product's wrapper: trains IVF, sets efSearch/nprobe
+    build_s = time.perf_counter() - t0
+    memory = rss_mb() - before
+    stats, found = timed_searches(lambda q: index.search(q, TOP_K)[1], queries)
+    return {"engine": f"faiss {factory}", "build_s": round(build_s, 1), "memory_mb": round(memory, 1), **stats,
+            "recall@25": round(recall(found, truth), 4)}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_milvus(data_dir: Path, port: int, timeout_s: float = 180.0) -> subprocess.Popen[bytes]:
+    """`milvus-server --data DIR` on `port`; returns once it answers on that port."""
+    exe = shutil.which("milvus-server", path=str(Path(sys.executable).parent)) or "milvus-server"
+    log = open(data_dir.parent / f"milvus-{port}.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([exe, "--data", str(data_dir), "--proxy-port", str(port)], stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    deadline = time.time() + timeout_s
+    from pymilvus import MilvusClient
+
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"milvus-server exited with {proc.returncode}")
+        try:
+            MilvusClient(f"http://127.0.0.1:{port}", timeout=2).list_collections()
+            return proc
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(1)
+    proc.kill()
+    raise TimeoutError("milvus-server did not start")
+
+
+def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def milvus_engine(index_kind: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                  work: Path) -> dict:  # fmt: skip
+    from pymilvus import MilvusClient
+
+    from indexer.vector_milvus import MilvusStore
+
+    port = free_port()
+    proc = start_milvus(work / "milvus", port)
+    try:
+        server_pid = _milvus_pid(proc)
+        store = MilvusStore(f"http://127.0.0.1:{port}", "bench", index_kind)
+        before = rss_mb(server_pid)
+        t0 = time.perf_counter()
+        store.add(np.arange(len(vectors)), np.arange(len(vectors)) // 100, vectors)
+        client: MilvusClient = store.client
+        client.flush(store.name)
+        while True:  # the index is built asynchronously on sealed segments
+            info = client.describe_index(store.name, "vector")
+            if int(info.get("indexed_rows", 0)) >= len(vectors) and int(info.get("pending_index_rows", 0)) == 0:
+                break
+            time.sleep(1)
+        client.release_collection(store.name)
+        client.load_collection(store.name)
+        build_s = time.perf_counter() - t0
+        memory = rss_mb(server_pid) - before
+        stats, found = timed_searches(lambda q: store.search(q, TOP_K)[1], queries)
+        store.close()
+    finally:
+        stop_process_group(proc)
+    return {"engine": f"milvus {index_kind}", "build_s": round(build_s, 1), "memory_mb": round(memory, 1),
+            **stats, "recall@25": round(recall(found, truth), 4)}  # fmt: skip
+
+
+def _milvus_pid(proc: subprocess.Popen[bytes]) -> int:
+    """milvus-server (Python) starts the `milvus` binary as its child: measure that one."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return kids[0] if kids else proc.pid
+
+
+ENGINES = ("faiss-hnsw", "faiss-ivf", "milvus-hnsw")
+
+
+def ivf_factory(n: int) -> str:
+    """About 4·√n lists (FAISS's guidance for IVF), at most 65,536."""
+    return f"IVF{min(65536, max(64, int(4 * np.sqrt(n)) // 64 * 64))},Flat"
+
+
+def run(n: int, engines: tuple[str, ...] = ENGINES, recordings: int = 30, seed: int = 0,
+        log: Callable[[str], None] = print) -> list[dict]:  # fmt: skip
+    t0 = time.perf_counter()
+    vectors = unit_vectors(n, seed)
+    queries = query_sets(vectors, recordings, seed)
+    truth = exact_neighbours(vectors, queries)
+    log(json.dumps({"vectors": n, "recordings": recordings, "setup_s": round(time.perf_counter() - t0, 1)}))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="sheetid-scale-") as tmp:
+        for engine in engines:
+            if engine == "faiss-hnsw":
+                result = faiss_engine("HNSW32", vectors, queries, truth)
+            elif engine == "faiss-ivf":
+                result = faiss_engine(ivf_factory(n), vectors, queries, truth)
+            elif engine == "milvus-hnsw":
+                result = milvus_engine("HNSW", vectors, queries, truth, Path(tmp))
+            else:
+                raise ValueError(f"engine {engine!r}: one of {ENGINES}")
+            result = {"vectors": n, **result}
+            log(json.dumps(result))
+            results.append(result)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vectors", type=int, action="append", help="collection size; repeatable")
+    parser.add_argument("--engine", action="append", choices=ENGINES, help="default: all")
+    parser.add_argument("--recordings", type=int, default=30, help="timed 30-s queries")
+    parser.add_argument("--threads", type=int, default=2, help="FAISS OpenMP threads")
+    args = parser.parse_args()
+    faiss.omp_set_num_threads(args.threads)
+    for n in args.vectors or [100_000]:
+        run(n, tuple(args.engine or ENGINES), args.recordings)
+
+
+if __name__ == "__main__":
+    main()

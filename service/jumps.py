@@ -1,0 +1,116 @@
+"""Alignment that follows repeats, endings, da capo and skips: DTW whose path may jump in the score.
+
+Global DTW (service/align.py) walks the score once, left to right. A performer who plays a section
+twice breaks that: the monotone path must stretch or squash the repeat over the wrong bars. Here the
+dynamic programme over the cross-modal cost matrix (rows: audio excerpts, columns: snippets in strip
+order) gets, besides DTW's three local steps, a jump transition in the spirit of JumpDTW (Fremerey,
+Müller and Clausen, ISMIR 2010): from any cell of the previous row to any column of this row, at a fixed
+penalty. The path may also start and end away from the score's first and last snippet, at a penalty, so
+an excerpt from the middle of a piece needs no separate mode.
+
+Because the local steps and their costs are librosa's global DTW (D[n, m] = C[n, m] + min of the three
+predecessors), the optimal path is global DTW's path whenever no jump, late start or early end pays for
+its penalty. Each row costs a few vectorised operations, so a ten-minute recording of a seven-page score
+takes about a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexer.library import Library, PieceSnippets
+from service.align import AlignedJump, Alignment, cost_matrix, points_of
+
+# Penalties in units of summed cosine distance (one cell of the cost matrix costs 0–2). Chosen on the
+# validation split's performed renditions and mid-piece excerpts (`sheetid eval align --split validation`).
+JUMP_PENALTY = 8.0  # a jump must save this much cost over the path without it
+START_PENALTY = 4.0  # starting after the score's first snippet (a recording that begins mid-piece)
+END_PENALTY = 4.0  # ending before the score's last snippet
+
+DIAGONAL, DOWN, JUMP, RIGHT, START = range(5)  # how the path entered a cell
+
+
+@dataclass(frozen=True)
+class Penalties:
+    jump: float = JUMP_PENALTY
+    start: float = START_PENALTY
+    end: float = END_PENALTY
+
+
+def jump_dtw(cost: np.ndarray, penalties: Penalties = Penalties()) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Cheapest path through `cost` (rows ascending) with jumps; returns (path (L, 2), jumps).
+
+    Each jump is (row, source column in row − 1, target column in row)."""
+    n_rows, n_cols = cost.shape
+    steps = np.empty((n_rows, n_cols), dtype=np.uint8)
+    jump_source = np.zeros(n_rows, dtype=np.int64)  # the column every jump into row n leaves from
+    # Row 0: enter at column 0 for free, or anywhere else for the start penalty, then walk right.
+    entry = np.full(n_cols, penalties.start)
+    entry[0] = 0.0
+    total = _row_scan(cost[0], entry, steps[0], np.full(n_cols, START, np.uint8))
+    for n in range(1, n_rows):
+        prev = total
+        diagonal = np.concatenate([[np.inf], prev[:-1]])
+        best_prev = int(np.argmin(prev))
+        jump_source[n] = best_prev
+        jump = prev[best_prev] + penalties.jump
+        entry = np.minimum(diagonal, prev)
+        codes = np.where(diagonal <= prev, DIAGONAL, DOWN).astype(np.uint8)
+        take_jump = jump < entry
+        entry = np.where(take_jump, jump, entry)
+        codes[take_jump] = JUMP
+        total = _row_scan(cost[n], entry, steps[n], codes)
+    # End at the last column for free, or anywhere else for the end penalty.
+    finish = total + penalties.end
+    finish[-1] = total[-1]
+    m = int(np.argmin(finish))
+    n = n_rows - 1
+    path, jumps = [(n, m)], []
+    while True:
+        step = steps[n, m]
+        if step == START:
+            break
+        if step == RIGHT:
+            m -= 1
+        elif step == DIAGONAL:
+            n, m = n - 1, m - 1
+        elif step == DOWN:
+            n -= 1
+        else:
+            jumps.append((n, int(jump_source[n]), m))
+            n, m = n - 1, int(jump_source[n])
+        path.append((n, m))
+    return np.array(path[::-1], dtype=np.int64), jumps[::-1]
+
+
+def _row_scan(row_cost: np.ndarray, entry: np.ndarray, steps: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """D[m] = row_cost[m] + min(entry[m], D[m − 1]) for a whole row at once (a running minimum).
+
+    Unrolled, D[m] = S[m] + min over k ≤ m of (entry[k] − S[k − 1]) with S the cumulative row cost, so
+    np.minimum.accumulate does the left-to-right recursion. Writes each cell's step code into `steps`."""
+    cumulative = np.cumsum(row_cost)
+    own = entry + row_cost - cumulative  # entering at k, before the cells k+1..m are added
+    running = np.minimum.accumulate(own)
+    steps[:] = np.where(running < own, RIGHT, codes)
+    return cumulative + running
+
+
+def align_with_jumps(library: Library, piece_id: int, wave: np.ndarray,
+                     penalties: Penalties = Penalties()) -> Alignment:  # fmt: skip
+    """Audio time → score position, following the performance through repeats and jumps."""
+    return jump_alignment(piece_id, *cost_matrix(library, piece_id, wave), penalties)
+
+
+def jump_alignment(piece_id: int, centres: np.ndarray, snippets: PieceSnippets, cost: np.ndarray,
+                   penalties: Penalties = Penalties()) -> Alignment:  # fmt: skip
+    """Jump-aware DTW over a `cost_matrix` result; `subsequence` says whether the path starts or ends
+    away from the score's ends."""
+    path, jumps = jump_dtw(cost, penalties)
+    points = points_of(path, centres, snippets)
+    by_row = {int(row): i for i, row in enumerate(np.unique(path[:, 0]))}
+    aligned = [AlignedJump(time=points[by_row[row]].time, source=points[by_row[row - 1]], target=points[by_row[row]])
+               for row, _, _ in jumps]  # fmt: skip
+    subsequence = bool(path[0, 1] != 0 or path[-1, 1] != cost.shape[1] - 1)
+    return Alignment(piece_id, subsequence, points, cost, path, aligned)

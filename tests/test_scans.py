@@ -1,0 +1,107 @@
+"""The page front-end on scanned and non-music pages, with pages engraved by the project's own pipeline."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from benchmarks.degrade import ScanStyle, degrade_page, map_box
+from benchmarks.systems import box_iou
+from indexer.library import Library
+from indexer.pdf import rasterise
+from indexer.settings import Settings
+from indexer.store import SystemRow
+from model.page import prepare
+from model.sheet import System, find_systems, read_page
+from tests.conftest import TEST_PIECE, VAL_PIECE
+
+DPI = 150  # the indexer's resolution
+
+
+def _box(s: System) -> tuple[float, float, float, float]:
+    return (s.left, s.top, s.right, s.bottom)
+
+
+@pytest.fixture(scope="module")
+def page(pdfs: dict[str, bytes]) -> np.ndarray:
+    """Page 1 of the validation fixture piece (a song reduced to two staves per system)."""
+    return rasterise(pdfs[VAL_PIECE], DPI, 10**9)[0]
+
+
+def _text_page(shape: tuple[int, int]) -> np.ndarray:
+    """A title page: a large title, a composer line and paragraphs of justified-looking prose."""
+    h, w = shape
+    image = Image.new("L", (w, h), 255)
+    draw = ImageDraw.Draw(image)
+    draw.text((w // 5, h // 6), "SIX SONGS FOR VOICE AND PIANO", fill=0, font=ImageFont.load_default(size=48))
+    draw.text((w // 3, h // 6 + 90), "Robert Schumann, op. 48", fill=0, font=ImageFont.load_default(size=30))
+    body = ImageFont.load_default(size=20)
+    words = "the edition follows the composer's autograph and the first printing with editorial marks".split()
+    rng = np.random.default_rng(0)
+    for line in range(40):
+        text = " ".join(rng.choice(words, size=11))
+        draw.text((w // 10, h // 3 + 26 * line), text, fill=0, font=body)
+    draw.line((w // 10, h // 3 - 20, w - w // 10, h // 3 - 20), fill=0, width=2)  # a rule under the title
+    return np.asarray(image, dtype=np.uint8)
+
+
+def test_rotated_page_gives_the_same_systems(page: np.ndarray) -> None:
+    _, straight = read_page(page)
+    assert len(straight) >= 2
+    h, w = page.shape
+    for angle in (1.0, -1.0):
+        rotated = cv2.warpAffine(page, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h), borderValue=255)
+        image, found = read_page(rotated)
+        assert image.shape == page.shape
+        assert len(found) == len(straight), angle
+        # straightened about the same centre, the page comes back into the straight page's frame
+        for f, s in zip(found, straight, strict=True):
+            assert np.allclose(_box(f), _box(s), atol=3.0), (angle, _box(f), _box(s))
+
+
+def test_degraded_150_dpi_scan_gives_the_same_systems(page: np.ndarray) -> None:
+    _, straight = read_page(page)
+    style = ScanStyle(rotation=1.0, blur=(0.8, 0.8), noise=(6.0, 6.0), jpeg=(40, 40), paper=(0.85, 0.85))
+    scan, homography = degrade_page(page, np.random.default_rng(3), style)
+    assert np.abs(scan.astype(int) - page).mean() > 20  # really degraded: grey, noisy, moved
+    prepared = prepare(scan)
+    assert prepared.angle != 0.0
+    found = find_systems(prepared)
+    assert len(found) == len(straight)
+    for s in straight:  # the clean page's systems, carried into the straightened scan's frame
+        truth = map_box(_box(s), homography, prepared.to_image)
+        assert max(box_iou(truth, _box(f)) for f in found) >= 0.9
+
+
+def test_text_and_blank_pages_have_no_systems(page: np.ndarray) -> None:
+    text = _text_page(page.shape)
+    assert (text < 128).mean() > 0.01  # plenty of ink, just no music
+    assert read_page(text)[1] == []
+    scan, _ = degrade_page(text, np.random.default_rng(1))
+    assert read_page(scan)[1] == []
+    assert read_page(np.full(page.shape, 255, np.uint8))[1] == []
+
+
+def test_ingest_skips_a_title_page(settings: Settings, pdfs: dict[str, bytes]) -> None:
+    music = rasterise(pdfs[TEST_PIECE], DPI, 10**9)
+    pages = [Image.fromarray(p) for p in [_text_page(music[0].shape), *music]]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, format="PDF", save_all=True, append_images=pages[1:], resolution=DPI)
+    lib = Library(settings)
+    try:
+        with_title = lib.add_pdf(buffer.getvalue(), title="with a title page")
+        plain = lib.add_pdf(pdfs[TEST_PIECE], title="plain")
+        assert with_title.pages_without_music == [1]
+        assert plain.pages_without_music == []
+        counts = lib.counts()
+        assert counts[with_title.piece_id] == counts[plain.piece_id] > 0
+        with lib.Session() as s:
+            pages_used = set(s.scalars(SystemRow.__table__.select().with_only_columns(SystemRow.page)
+                                       .where(SystemRow.piece_id == with_title.piece_id)))  # fmt: skip
+        assert pages_used == set(range(2, len(music) + 2))
+    finally:
+        lib.close()
