@@ -12,7 +12,7 @@ APT_TEST_PACKAGES := chromium chromium-driver postgresql  # browser end-to-end t
 APT_BENCH_PACKAGES := musescore3 lilypond  # system detection on other engravers' PDFs (`eval systems --engraver`)
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install system-deps test lint demo data train corpus-library eval bench docker-smoke clean
+.PHONY: install system-deps test lint demo data train corpus-library eval bench bench-runtime docker-smoke clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -73,6 +73,11 @@ eval: system-deps corpus-library
 bench: corpus-library
 	$(VENV)/bin/sheetid bench --scale 421000 --scale 1000000
 	$(VENV)/bin/sheetid bench --vectors-only --vector-scale 1000000 --vector-scale 10000000
+
+# The dense trunk under each CPU runtime (eager, folded channels-last, 1 thread, torch.compile, ONNX Runtime, bf16).
+bench-runtime: $(STAMP)
+	$(PY) -m pip install -q -e '.[onnx]'
+	$(VENV)/bin/sheetid bench runtime
 
 # Builds the image on a private dockerd and runs the compose demo for real (slow; not part of `make test`).
 docker-smoke:

@@ -137,7 +137,7 @@ def eval_align(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
     split: Annotated[str, typer.Option(help="test | validation (tune penalties on validation)")] = "test",
-    penalty: Annotated[list[str] | None, typer.Option(help="JUMP,START,END penalties of the jump-aware "
+    penalty: Annotated[list[str] | None, typer.Option(help="JUMP,START,END[,HUBS] penalties of the jump-aware "
                                                       "alignment; repeat to compare several")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -150,7 +150,7 @@ def eval_align(
     try:
         grid = [Penalties(*(float(v) for v in p.split(","))) for p in penalty or []]
     except (TypeError, ValueError):
-        raise typer.BadParameter("--penalty is three numbers: JUMP,START,END") from None
+        raise typer.BadParameter("--penalty is three or four numbers: JUMP,START,END[,HUBS]") from None
     result = evaluate_align(open_library(library), dataset, split, grid or None, log=_log)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 

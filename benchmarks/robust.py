@@ -229,12 +229,17 @@ def build_robust(dataset: Path, split: str, root: Path | None = None, log: Calla
             manifest["pieces"][pid] = entry | {"split": built[pid]["split"]}
             manifest["failures"].pop(pid, None)
             log(f"[{n + 1}/{len(wanted)}] {pid}: {entry['seconds']:.0f} s audio in {entry['build_seconds']:.0f} s")
-        tmp = manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        tmp.replace(manifest_path)
+        _write_json(manifest_path, manifest)
     manifest["last_build_seconds"] = round(time.time() - t0, 1)
-    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    _write_json(manifest_path, manifest)
     return manifest
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Atomically, so an interrupted build never leaves a half-written manifest."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)
 
 
 def robust_queries(root: Path, split: str) -> dict[str, Path]:
@@ -247,7 +252,7 @@ def robust_queries(root: Path, split: str) -> dict[str, Path]:
 
 
 def summarize(manifest: dict) -> dict:
-    """Pieces, failures, hours of audio and the spread of the drawn conditions."""
+    """Pieces, failures, minutes of audio, recording lengths, pieces with repeats, summed build time."""
     entries = list(manifest["pieces"].values())
     seconds = [e["seconds"] for e in entries] or [0.0]
     return {"pieces": len(entries), "failures": len(manifest["failures"]),

@@ -201,11 +201,13 @@ def bench_pathway(model: SheetAudioNet, work: Workload, names: tuple[str, ...], 
         log(f"{work.pathway} {v.name}: first call {first[v.name]:.2f} s")
     live = [v for v in variants if v.name in first]
     times: dict[str, list[float]] = {v.name: [] for v in live}
-    for r in range(rounds):
+    cpu: dict[str, list[float]] = {v.name: [] for v in live}  # process CPU time, all threads: steadier than
+    for r in range(rounds):  # wall time on a shared machine, and it shows what extra threads cost
         for v in live:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             run_variant(v, inputs, stride)
             times[v.name].append(time.perf_counter() - t0)
+            cpu[v.name].append(time.process_time() - c0)
         log(f"{work.pathway} round {r + 1}/{rounds}: " + ", ".join(f"{k} {t[-1]:.3f}" for k, t in times.items()))
     best = {k: min(t) for k, t in times.items()}
     shape = list(work.image.shape)
@@ -216,10 +218,12 @@ def bench_pathway(model: SheetAudioNet, work: Workload, names: tuple[str, ...], 
             row["error"] = errors[v.name]
         else:
             row |= {"best_s": round(best[v.name], 4), "median_s": round(statistics.median(times[v.name]), 4),
-                    "rounds": rounds, "max_abs_diff": diffs[v.name][0], "min_cosine": round(diffs[v.name][1], 6)}
+                    "cpu_s": round(min(cpu[v.name]), 4), "rounds": rounds, "max_abs_diff": diffs[v.name][0],
+                    "min_cosine": round(diffs[v.name][1], 6)}  # fmt: skip
             for ref in ("eager", "fused"):
                 if ref in best:
                     row[f"speedup_vs_{ref}"] = round(best[ref] / best[v.name], 2)
+                    row[f"cpu_ratio_vs_{ref}"] = round(min(cpu[ref]) / min(cpu[v.name]), 2)
             if v.name == "compiled":
                 row["compile_s"] = round(first[v.name] - best[v.name], 2)  # first call less a steady one
             if v.setup_s:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -43,6 +44,9 @@ from indexer.vector_store import VectorStore, open_vector_store
 from model import checkpoint
 from model.audio import spectrogram
 from model.embed import EMBED_DIM, embed_spectrogram
+
+if TYPE_CHECKING:
+    from indexer.library_view import LibraryView
 
 Progress = Callable[[str, float], None]  # (stage, fraction done)
 
@@ -302,6 +306,8 @@ class Library:
 
     def without(self, pieces: Iterable[int]) -> LibraryView:
         """This library as if `pieces` had never been indexed (evaluations leave the query's piece out)."""
+        from indexer.library_view import LibraryView
+
         return LibraryView(self, pieces)
 
     def piece_snippets(self, piece_id: int) -> PieceSnippets:
@@ -333,36 +339,6 @@ class Library:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-class LibraryView:
-    """A library with some pieces left out: searches skip their snippets through a FAISS ID selector.
-
-    It answers the same queries as Library (embed_recording, piece_sizes, search, snippets), so the
-    production identification runs on it unchanged.
-    """
-
-    def __init__(self, library: Library, left_out: Iterable[int]) -> None:
-        self.library = library
-        self.settings = library.settings
-        self.snippets = library.snippets
-        self.left_out = np.array(sorted(set(left_out)), np.int64)
-        owned = np.isin(library.snippets.pieces, self.left_out)
-        # FAISS checks each candidate against a hash set: hand it the smaller of the two id sets
-        small_out = owned.sum() <= len(owned) // 2
-        self._allow = None if small_out else library.snippets.ids[~owned]
-        self._deny = library.snippets.ids[owned] if small_out else None
-
-    def embed_recording(self, wave: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.library.embed_recording(wave, hop_frames)
-
-    def piece_sizes(self) -> np.ndarray:
-        sizes = self.library.piece_sizes().copy()
-        sizes[self.left_out[self.left_out < len(sizes)]] = 0
-        return sizes
-
-    def search(self, vectors: np.ndarray, k: int) -> np.ndarray:
-        return self.library.index.search(vectors, k, allow=self._allow, deny=self._deny)[1]
 
 
 def open_library(data_dir: Path | None = None) -> Library:
@@ -399,4 +375,4 @@ def _pdf_metadata(data: bytes) -> tuple[str | None, str | None]:
     return title, author
 
 
-__all__ = ["AddResult", "Library", "LibraryView", "PieceSnippets", "open_library"]
+__all__ = ["AddResult", "Library", "PieceSnippets", "open_library"]

@@ -85,6 +85,7 @@ def _columns(trunk: nn.Module, image: torch.Tensor, stride: int) -> torch.Tensor
 def _dense(pathway: Pathway, image: np.ndarray, centres: np.ndarray, window_cols: int, stride: int,
            device: str, runtime: str = "torch") -> torch.Tensor:  # fmt: skip
     """Pooled trunk features (N, D) of the windows centred on `centres`, one trunk pass per grid phase."""
+    trunk = inference_trunk(pathway) if runtime == "torch" else _onnx_trunk(pathway, device, runtime)
     h, w = image.shape
     window = window_cols * stride
     pad = stride * (window_cols + HALO_COLS)  # left padding, a whole number of columns
@@ -94,7 +95,6 @@ def _dense(pathway: Pathway, image: np.ndarray, centres: np.ndarray, window_cols
     starts = np.asarray(centres, dtype=np.int64) - window // 2  # window's left edge in image px
     phases = starts % stride
     src = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)
-    trunk = inference_trunk(pathway) if runtime == "torch" else _onnx_trunk(pathway, device, runtime)
     for phase in np.unique(phases):
         shifted = torch.zeros((h, total), device=device)
         # shifted[:, i] = image[:, i − pad + phase], so column j starts at image px j·stride − pad + phase

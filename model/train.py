@@ -92,7 +92,9 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed after epoch {epoch} ({spent:.1f} min)")
 
-    while True:
+    # `--resume --max-epochs N` with N epochs already done skips straight to the finish: a long run can be
+    # stopped and shipped from its best epoch
+    while cfg.max_epochs is None or epoch < cfg.max_epochs:
         epoch += 1
         model.train()
         losses = []

@@ -80,7 +80,8 @@ def monotone_alignment(piece_id: int, centres: np.ndarray, snippets: PieceSnippe
                        subsequence: bool) -> Alignment:  # fmt: skip
     """Global (or subsequence) DTW over a `cost_matrix` result."""
     # librosa's subsequence DTW searches the shorter axis inside the longer one: the audio must be shorter.
-    subsequence = subsequence and cost.shape[0] <= cost.shape[1]
+    # (a plain bool: the length test above yields numpy's bool, which JSON output cannot carry)
+    subsequence = bool(subsequence and cost.shape[0] <= cost.shape[1])
     path = dtw_path(cost, subsequence)
     return Alignment(piece_id, subsequence, points_of(path, centres, snippets), cost, path)
 

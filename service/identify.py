@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.library import Library, LibraryView
+from indexer.library import Library
+from indexer.library_view import LibraryView
 from model.audio import FPS, SAMPLE_RATE
 from service.consistency import consistency_scores
 

@@ -102,7 +102,7 @@ def add_piece(url: str, pdf: bytes, title: str) -> int:
     return int(state["piece_id"])
 
 
-def start_milvus(work_dir: Path, timeout_s: float = 240.0) -> tuple[subprocess.Popen[bytes], str]:
+def start_milvus(work_dir: Path, timeout_s: float = 600.0) -> tuple[subprocess.Popen[bytes], str]:
     """The `milvus` pip package's embedded server (`milvus-server --data DIR`) on a free loopback port.
 
     Returns the process (leader of its own process group: stop it with stop_group) and its URI.
@@ -112,7 +112,7 @@ def start_milvus(work_dir: Path, timeout_s: float = 240.0) -> tuple[subprocess.P
     from pymilvus import MilvusClient
 
     port = free_port()
-    work_dir.mkdir(parents=True, exist_ok=True)
+    _link_milvus_binaries(work_dir / "data")
     exe = shutil.which("milvus-server", path=str(Path(sys.executable).parent))
     assert exe, "make test installs the milvus package (test extra)"
     with (work_dir / "milvus-server.log").open("wb") as out:
@@ -130,6 +130,29 @@ def start_milvus(work_dir: Path, timeout_s: float = 240.0) -> tuple[subprocess.P
             time.sleep(1)
     stop_group(proc)
     raise TimeoutError("milvus-server did not start")
+
+
+def _link_milvus_binaries(data_dir: Path) -> None:
+    """Hard-link the server binaries from a cache into a fresh data directory.
+
+    milvus-server unpacks ~250 MB of LZMA-compressed binaries into every new data directory (minutes on
+    a busy CI machine); it skips files whose checksum file already matches, so a linked copy of a cache
+    unpacked once makes each start cheap.
+    """
+    from milvus import _initialize_data_files  # the package's own unpacker
+
+    cache = Path(os.environ.get("SHEETID_MILVUS_CACHE", Path.home() / ".cache" / "sheetid" / "milvus"))
+    _initialize_data_files(str(cache))  # no-op once unpacked
+    (data_dir / "bin").mkdir(parents=True, exist_ok=True)
+    for f in (cache / "bin").iterdir():
+        target = data_dir / "bin" / f.name
+        if not target.exists():
+            try:
+                os.link(f, target)
+            except OSError:  # another file system: copy instead
+                import shutil
+
+                shutil.copy2(f, target)
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:

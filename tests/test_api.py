@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from indexer.settings import Settings
 from model.data import dataset as ds
@@ -23,7 +24,8 @@ KEY = {"X-API-Key": "test-key"}
 @pytest.fixture()
 def client(settings: Settings) -> Iterator[TestClient]:
     """The app over the `settings` fixture's library (FAISS or Milvus Lite, SQLite or PostgreSQL)."""
-    settings = settings.model_copy(update={"api_key": "test-key", "max_upload_mb": 5, "max_audio_seconds": 600})
+    limits = {"api_key": SecretStr("test-key"), "max_upload_mb": 5, "max_audio_seconds": 600}
+    settings = settings.model_copy(update=limits)  # model_copy does not validate: values of the field types
     with TestClient(create_app(settings)) as c:
         yield c
 

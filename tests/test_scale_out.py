@@ -65,7 +65,7 @@ def _kill_a_busy_worker(db_url: str, workers: list, deadline_s: float = 300.0) -
         while time.time() < deadline:
             with engine.connect() as c:
                 busy = c.execute(text("SELECT worker FROM jobs WHERE status = 'running' "
-                                      "AND stage IN ('rasterised', 'embedding')")).scalars().all()  # fmt: skip
+                                      "AND stage IN ('rasterised', 'embedded')")).scalars().all()  # fmt: skip
             for name in busy:
                 pid = int(str(name).split(":")[1])
                 if pid in pids:
