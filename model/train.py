@@ -75,7 +75,7 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     log_temperature = torch.nn.Parameter(torch.tensor(float(np.log(cfg.temperature))))
     optimiser = torch.optim.Adam([*model.parameters(), log_temperature], lr=cfg.lr)
-    best: dict = {"MR": float("inf")}
+    best: dict = {"MR": float("inf"), "epoch": 0}  # epoch 0: the initial weights (--max-epochs 0)
     best_state = copy.deepcopy(model.state_dict())
     lr, bad_epochs, halvings, epoch, history = cfg.lr, 0, 0, 0, []
     snapshot_saved = False
