@@ -16,11 +16,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, box_iou
+from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, match_engraved_pages
 from indexer.pdf import rasterise
 from model.data.build import score_xml
 from model.data.corpus import load_splits, pieces_in
-from model.sheet import read_page
 
 MSCORE = "mscore3"  # Debian package musescore3
 STAFF_LINES = re.compile(r'class="StaffLines"[^>]*points="([\d.]+),([\d.]+) ([\d.]+),([\d.]+)"')
@@ -55,14 +54,8 @@ def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = MIN
                                capture_output=True, timeout=300)  # fmt: skip
             pages = rasterise((Path(tmp) / "score.pdf").read_bytes(), dpi, NO_PIXEL_LIMIT)
             svgs = sorted(Path(tmp).glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-            hits = truths = found = 0
-            for i, (page, svg) in enumerate(zip(pages, svgs, strict=True)):
-                truth, width = musescore_systems(svg.read_text())
-                r = page.shape[1] / width
-                boxes = [(s.left, s.top, s.right, s.bottom) for s in read_page(page, i)[1]]
-                truths, found = truths + len(truth), found + len(boxes)
-                hits += sum(any(box_iou((t[0] * r, t[1] * r, t[2] * r, t[3] * r), b) >= min_iou for b in boxes)
-                            for t in truth)  # fmt: skip
+            hits, truths, found = match_engraved_pages(pages, [musescore_systems(svg.read_text()) for svg in svgs],
+                                                       min_iou)  # fmt: skip
         log(f"{spec.id}: {truths} systems, {found} detected, {hits} matched")
         tp, n_true, n_found = tp + hits, n_true + truths, n_found + found
     return {"engraver": "MuseScore 3", "systems": n_true, "detected": n_found,

@@ -15,11 +15,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, box_iou
+from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, match_engraved_pages
 from indexer.pdf import rasterise
 from model.data.build import score_xml
 from model.data.corpus import load_splits, pieces_in
-from model.sheet import read_page
 
 LILYPOND, MUSICXML2LY = "lilypond", "musicxml2ly"  # Debian package lilypond
 STAFF_LINE = re.compile(
@@ -63,14 +62,8 @@ def evaluate_lilypond(split: str = "test", dpi: int = 150, min_iou: float = MIN_
     for spec in pieces_in({split: load_splits()[split]}):
         with tempfile.TemporaryDirectory() as tmp:
             pdf, svgs = _engrave(score_xml(spec)[0], Path(tmp))
-        hits = truths = found = 0
-        for i, (page, svg) in enumerate(zip(rasterise(pdf, dpi, NO_PIXEL_LIMIT), svgs, strict=True)):
-            truth, width = lilypond_systems(svg)
-            r = page.shape[1] / width
-            boxes = [(s.left, s.top, s.right, s.bottom) for s in read_page(page, i)[1]]
-            truths, found = truths + len(truth), found + len(boxes)
-            hits += sum(any(box_iou((t[0] * r, t[1] * r, t[2] * r, t[3] * r), b) >= min_iou for b in boxes)
-                        for t in truth)  # fmt: skip
+        hits, truths, found = match_engraved_pages(rasterise(pdf, dpi, NO_PIXEL_LIMIT),
+                                                   [lilypond_systems(svg) for svg in svgs], min_iou)  # fmt: skip
         log(f"{spec.id}: {truths} systems, {found} detected, {hits} matched")
         tp, n_true, n_found = tp + hits, n_true + truths, n_found + found
     return {"engraver": "LilyPond", "systems": n_true, "detected": n_found,

@@ -38,3 +38,21 @@ def evaluate_systems(dataset: Path, splits: tuple[str, ...] = ("test",), dpi: in
             tp += any(f.page == t.page and box_iou(box, (f.left, f.top, f.right, f.bottom)) >= min_iou for f in found)
     return {"systems": n_true, "detected": n_found, "precision": round(tp / max(1, n_found), 4),
             "recall": round(tp / max(1, n_true), 4)}  # fmt: skip
+
+
+def match_engraved_pages(pages: list, truths: list[tuple[list[tuple[float, float, float, float]], float]],
+                         min_iou: float) -> tuple[int, int, int]:  # fmt: skip
+    """(matched, true, detected) systems over a PDF's rasters against an engraver's own boxes.
+
+    `truths` holds, per page, the engraver's system boxes in its SVG units and the SVG page width; the
+    boxes are scaled to the raster before the IoU test."""
+    from model.sheet import read_page
+
+    hits = n_true = n_found = 0
+    for i, (page, (truth, width)) in enumerate(zip(pages, truths, strict=True)):
+        r = page.shape[1] / width
+        boxes = [(s.left, s.top, s.right, s.bottom) for s in read_page(page, i)[1]]
+        n_true, n_found = n_true + len(truth), n_found + len(boxes)
+        hits += sum(any(box_iou((t[0] * r, t[1] * r, t[2] * r, t[3] * r), b) >= min_iou for b in boxes)
+                    for t in truth)  # fmt: skip
+    return hits, n_true, n_found
