@@ -7,6 +7,7 @@ interruption) and records every failure with its reason in the manifest instead 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import random
 import time
 import traceback
@@ -140,7 +141,8 @@ def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print
     # Long pieces first, so the last worker does not idle behind one big quartet.
     todo.sort(key=lambda s: (s.kind != "quartet", s.kind != "with_piano", s.id))
     t0 = time.time()
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    # spawn, not fork: a caller with live threads (torch, FAISS, a server) can deadlock a forked child.
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_worker, s, split_of(s.id, splits), root) for s in todo]
         for fut in tqdm(as_completed(futures), total=len(futures), desc="pieces", unit="piece"):
             pid, summary, error = fut.result()

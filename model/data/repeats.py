@@ -17,6 +17,7 @@ ground truth maps into an indexed PDF exactly as the main dataset's does.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 import traceback
@@ -151,7 +152,8 @@ def build_performances(root: Path, splits: tuple[str, ...] = SPLITS, only: list[
     todo = sorted(pid for pid, p in built.items() if p["split"] in splits and (not only or pid in only))
     manifest = read_manifest(root)
     todo = [pid for pid in todo if pid not in manifest["pieces"] and pid not in manifest["no_repeats"]]
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    # spawn, not fork: a caller with live threads (torch, FAISS, a server) can deadlock a forked child.
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_worker, pid, split_of(pid, file_splits), root) for pid in todo]
         for fut in as_completed(futures):
             pid, summary, error = fut.result()
