@@ -59,15 +59,20 @@ def eval_identify(
         "test"
     ),
     robust: Annotated[Path | None, typer.Option(help="robust query sets (default: <dataset>/robust)")] = None,
+    pdfs: Annotated[str, typer.Option(help="index the queried pieces from clean | scan | musescore | lilypond "
+                                      "PDFs (give each its own --library)")] = "clean",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Table-3 protocol: whole recordings and 10-s excerpts, plain and robust, against the full corpus library."""
     from benchmarks.identify import evaluate_identify
+    from benchmarks.pdf_sources import PDF_SOURCES
     from indexer.library import open_library
 
     if split not in ("validation", "test"):
         raise typer.BadParameter("split is validation or test")
-    result = evaluate_identify(open_library(library), dataset, split, robust, log=_log)
+    if pdfs not in PDF_SOURCES:
+        raise typer.BadParameter(f"--pdfs is one of {', '.join(PDF_SOURCES)}")
+    result = evaluate_identify(open_library(library), dataset, split, robust, pdfs=pdfs, log=_log)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 

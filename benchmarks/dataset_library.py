@@ -20,14 +20,17 @@ LOG_EVERY = 50  # progress line every this many pieces
 
 
 def index_dataset(library: Library, dataset: Path, splits: Iterable[str] | None = None,
-                  log: Callable[[str], None] = print) -> dict[str, int]:  # fmt: skip
-    """Index every built piece of `splits` (all splits when None); returns dataset id → piece id."""
+                  log: Callable[[str], None] = print,
+                  pdf_for: Callable[[str], Path] | None = None) -> dict[str, int]:  # fmt: skip
+    """Index every built piece of `splits` (all splits when None); returns dataset id → piece id.
+
+    `pdf_for` picks each piece's PDF (default: the data engine's clean one)."""
     manifest = ds.read_manifest(dataset)
     chosen = ds.built_pieces(dataset, splits)
     ids: dict[str, int] = {}
     for n, pid in enumerate(chosen):
         meta = manifest["pieces"][pid]
-        pdf = ds.pdf_path(dataset, pid)
+        pdf = pdf_for(pid) if pdf_for is not None else ds.pdf_path(dataset, pid)
         result = library.add_pdf(pdf.read_bytes(), title=meta.get("title") or pid, composer=meta["composer"],
                                  filename=pdf.name)  # fmt: skip
         ids[pid] = result.piece_id

@@ -38,24 +38,28 @@ def musescore_systems(svg: str) -> tuple[list[Box], float]:
     return systems, width
 
 
-def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = MIN_IOU,
-                       log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Precision and recall (IoU ≥ min_iou) of the page front-end on MuseScore 3 PDFs of a split's pieces."""
+def musescore_engrave(xml: str, tmp: Path, svg: bool = True) -> tuple[bytes, list[str]]:
+    """MuseScore 3's PDF of a MusicXML score and (with `svg`) its SVG pages, in page order."""
     if shutil.which(MSCORE) is None:
         raise RuntimeError("MuseScore 3 is needed: apt-get install musescore3")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    (tmp / "score.musicxml").write_text(xml)
+    for out in ("score.pdf", "score.svg") if svg else ("score.pdf",):
+        subprocess.run([MSCORE, "-o", str(tmp / out), str(tmp / "score.musicxml")], env=env, check=True,
+                       capture_output=True, timeout=300)  # fmt: skip
+    pages = sorted(tmp.glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    return (tmp / "score.pdf").read_bytes(), [p.read_text() for p in pages]
+
+
+def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = MIN_IOU,
+                       log: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Precision and recall (IoU ≥ min_iou) of the page front-end on MuseScore 3 PDFs of a split's pieces."""
     tp = n_true = n_found = 0
     for spec in pieces_in({split: load_splits()[split]}):
         with tempfile.TemporaryDirectory() as tmp:
-            xml = Path(tmp) / "score.musicxml"
-            xml.write_text(score_xml(spec)[0])
-            for out in ("score.pdf", "score.svg"):
-                subprocess.run([MSCORE, "-o", str(Path(tmp) / out), str(xml)], env=env, check=True,
-                               capture_output=True, timeout=300)  # fmt: skip
-            pages = rasterise((Path(tmp) / "score.pdf").read_bytes(), dpi, NO_PIXEL_LIMIT)
-            svgs = sorted(Path(tmp).glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-            hits, truths, found = match_engraved_pages(pages, [musescore_systems(svg.read_text()) for svg in svgs],
-                                                       min_iou)  # fmt: skip
+            pdf, svgs = musescore_engrave(score_xml(spec)[0], Path(tmp))
+        hits, truths, found = match_engraved_pages(rasterise(pdf, dpi, NO_PIXEL_LIMIT),
+                                                   [musescore_systems(svg) for svg in svgs], min_iou)  # fmt: skip
         log(f"{spec.id}: {truths} systems, {found} detected, {hits} matched")
         tp, n_true, n_found = tp + hits, n_true + truths, n_found + found
     return {"engraver": "MuseScore 3", "systems": n_true, "detected": n_found,

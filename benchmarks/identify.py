@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks.dataset_library import index_dataset, random_excerpt, read_recording
+from benchmarks.pdf_sources import source_pdf
 from benchmarks.robust import SPLIT_GROUPS, robust_queries, robust_root
 from indexer.library import Library
 from model.data import dataset as ds
@@ -60,20 +61,28 @@ def query_condition(library: Library, calibration: Calibration, ids: dict[str, i
 
 
 def evaluate_identify(library: Library, dataset: Path, split: str = "test", robust: Path | None = None,
-                      seed: int = 0, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+                      seed: int = 0, pdfs: str = "clean", log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Plain and robust queries of a query set (`validation`, or `test`: test + test-chorales pieces).
 
     Tune on validation; report test once. Robust queries are read from `robust` (default
-    <dataset>/robust); where that set was not built, the robust keys are absent and a line says so."""
+    <dataset>/robust); where that set was not built, the robust keys are absent and a line says so.
+    With `pdfs` other than clean, the query pieces are indexed from that source's PDFs
+    (benchmarks/pdf_sources.py) and every other piece from its clean PDF: use a library folder of its own."""
     if split not in SPLIT_GROUPS:
         raise ValueError(f"split must be one of {sorted(SPLIT_GROUPS)}, not {split!r}")
-    ids = index_dataset(library, dataset, log=log)
+    queried = set(ds.built_pieces(dataset, SPLIT_GROUPS[split]))
+    ids = index_dataset(library, dataset, log=log,
+                        pdf_for=lambda pid: source_pdf(dataset, pid, pdfs if pid in queried else "clean"))
+    stray = set(library.counts()) - set(ids.values())
+    if stray:  # e.g. the clean PDFs of the queried pieces beside their scans: two right answers
+        raise ValueError(f"the library holds {len(stray)} pieces besides this dataset's {pdfs} ones: "
+                         "give each --pdfs source a library folder of its own")
     calibration = Calibration.load(library.settings.calibration_path)
     pieces = [pid for pid in ds.built_pieces(dataset, SPLIT_GROUPS[split]) if pid in ids]
     # one generator per condition, so adding the robust set leaves the plain excerpts where they were
     plain = query_condition(library, calibration, ids, ((pid, read_recording(dataset, pid)) for pid in pieces),
                             np.random.default_rng(seed))  # fmt: skip
-    result: dict = {"split": split, "library_size": len(ids), "full": plain["full"],
+    result: dict = {"split": split, "pdfs": pdfs, "library_size": len(ids), "full": plain["full"],
                     "excerpt10s": plain["excerpt10s"],
                     "no_match_accuracy": _share(plain["right_match"] + plain["rejected"]),
                     # the two halves: a 10-s excerpt whose piece is in the library is answered with that

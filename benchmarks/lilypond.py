@@ -41,27 +41,29 @@ def lilypond_systems(svg: str) -> tuple[list[Box], float]:
     return systems, width
 
 
-def _engrave(xml: str, tmp: Path) -> tuple[bytes, list[str]]:
-    """LilyPond's PDF of a MusicXML score and its SVG pages, in page order."""
+def lilypond_engrave(xml: str, tmp: Path, svg: bool = True) -> tuple[bytes, list[str]]:
+    """LilyPond's PDF of a MusicXML score and (with `svg`) its SVG pages, in page order."""
+    if shutil.which(LILYPOND) is None or shutil.which(MUSICXML2LY) is None:
+        raise RuntimeError("LilyPond is needed: apt-get install lilypond")
     (tmp / "score.musicxml").write_text(xml)
     subprocess.run([MUSICXML2LY, "-o", "score.ly", "score.musicxml"], cwd=tmp, check=True, capture_output=True,
                    timeout=300)  # fmt: skip
-    for args in (["--pdf"], ["-dbackend=svg"]):
+    for args in (["--pdf"], ["-dbackend=svg"]) if svg else (["--pdf"],):
         subprocess.run([LILYPOND, *args, "-o", "score", "score.ly"], cwd=tmp, check=True, capture_output=True,
                        timeout=300)  # fmt: skip
-    svgs = sorted(tmp.glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1])) or [tmp / "score.svg"]
-    return (tmp / "score.pdf").read_bytes(), [p.read_text() for p in svgs]
+    pages = sorted(tmp.glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    if svg and not pages:
+        pages = [tmp / "score.svg"]
+    return (tmp / "score.pdf").read_bytes(), [p.read_text() for p in pages]
 
 
 def evaluate_lilypond(split: str = "test", dpi: int = 150, min_iou: float = MIN_IOU,
                       log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Precision and recall (IoU ≥ min_iou) of the page front-end on LilyPond PDFs of a split's pieces."""
-    if shutil.which(LILYPOND) is None or shutil.which(MUSICXML2LY) is None:
-        raise RuntimeError("LilyPond is needed: apt-get install lilypond")
     tp = n_true = n_found = 0
     for spec in pieces_in({split: load_splits()[split]}):
         with tempfile.TemporaryDirectory() as tmp:
-            pdf, svgs = _engrave(score_xml(spec)[0], Path(tmp))
+            pdf, svgs = lilypond_engrave(score_xml(spec)[0], Path(tmp))
         hits, truths, found = match_engraved_pages(rasterise(pdf, dpi, NO_PIXEL_LIMIT),
                                                    [lilypond_systems(svg) for svg in svgs], min_iou)  # fmt: skip
         log(f"{spec.id}: {truths} systems, {found} detected, {hits} matched")
