@@ -21,7 +21,7 @@ import numpy as np
 from benchmarks.dataset_library import read_recording
 from indexer.library import Library, open_library
 from indexer.settings import Settings
-from indexer.vectors import DIM, VectorIndex
+from indexer.vector_faiss import DIM, VectorIndex
 from model.audio import FPS, SAMPLE_RATE
 from model.data import dataset as ds
 from service.identify import identify

@@ -30,7 +30,7 @@ import faiss
 import numpy as np
 
 from benchmarks.speed import QUERY_EXCERPTS_30S
-from indexer.vectors import VectorIndex
+from indexer.vector_faiss import VectorIndex
 
 DIM = 32
 EXCERPTS_PER_QUERY = QUERY_EXCERPTS_30S  # excerpts of a 30-s recording at the product's excerpt hop

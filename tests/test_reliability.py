@@ -16,7 +16,7 @@ import httpx
 import pytest
 import soundfile as sf
 
-from indexer.vectors import VectorIndex
+from indexer.vector_faiss import VectorIndex
 from model.data import dataset as ds
 from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
 from tests.server import API_KEY, add_piece, running_server, start_server, stop_server, submit_pdf, wait_job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -110,5 +111,26 @@ def test_ingest_skips_a_title_page(settings: Settings, pdfs: dict[str, bytes]) -
             pages_used = set(s.scalars(SystemRow.__table__.select().with_only_columns(SystemRow.page)
                                        .where(SystemRow.piece_id == with_title.piece_id)))  # fmt: skip
         assert pages_used == set(range(2, len(music) + 2))
+    finally:
+        lib.close()
+
+
+def test_a_scanned_pdf_indexes_like_its_clean_pdf(settings: Settings, dataset: Path) -> None:
+    """The identification benchmark's scanned library (`eval identify --pdfs scan`): a seeded scan of the
+    test piece, put back into a PDF, indexes to the same systems and within 5 % of the clean snippets."""
+    from benchmarks.pdf_sources import source_pdf
+    from model.data.dataset import pdf_path
+
+    scan = source_pdf(dataset, TEST_PIECE, "scan")
+    assert scan != pdf_path(dataset, TEST_PIECE) and source_pdf(dataset, TEST_PIECE, "scan") == scan  # kept
+    lib = Library(settings)
+    try:
+        clean_id = lib.add_pdf(pdf_path(dataset, TEST_PIECE).read_bytes(), title="clean").piece_id
+        scan_id = lib.add_pdf(scan.read_bytes(), title="scan").piece_id
+        with lib.Session() as s:
+            systems = {pid: s.query(SystemRow).filter(SystemRow.piece_id == pid).count() for pid in (clean_id, scan_id)}
+        assert systems[scan_id] == systems[clean_id] > 0
+        counts = lib.counts()
+        assert abs(counts[scan_id] - counts[clean_id]) <= 0.05 * counts[clean_id]
     finally:
         lib.close()
