@@ -27,6 +27,8 @@ BRIDGE_SPACES = 0.5  # horizontal gaps up to this many staff spaces are bridged 
 SPREAD_SPACES = 0.15  # a staff line is followed over this many staff spaces of rows (curved lines)
 ALIGN_SPACES = 2.0  # the lines of one staff start and end within this many staff spaces of each other
 LINE_COVERAGE = 0.85  # share of a staff line's extent that is ink (median over its five lines)
+LINE_DARKNESS = 64  # grey levels below paper, summed over a line's rows: a 1-px line at grey 192
+MIN_STAFF_GAP_SPACES = 2.0  # real staves lie further apart than this; closer "staves" are ledger lines
 
 Staff = tuple[np.ndarray, int, int]  # five line y centres, left x, right x
 
@@ -184,7 +186,11 @@ def _staves(page: PreparedPage) -> list[Staff]:
         if len(picked) < 5:
             continue
         staff = ys[picked]
-        bands = [np.asarray(lines_mask[max(0, int(v) - 1) : int(v) + 2].any(axis=0)) for v in staff]
+        # A thin line that straddles two rows can be too light in each to pass the ink threshold; the
+        # darkness summed over the line's rows still shows it.
+        bands = [np.asarray(lines_mask[max(0, int(v) - 1) : int(v) + 2].any(axis=0))
+                 | ((255 - image[max(0, int(v) - 1) : int(v) + 2].astype(np.int32)).sum(axis=0) >= LINE_DARKNESS)
+                 for v in staff]  # fmt: skip
         extents = [_line_extent(band, _bridge(page.metrics)) for band in bands]
         left, right = int(np.median([e[0] for e in extents])), int(np.median([e[1] for e in extents]))
         # staff lines are drawn unbroken; rows through a paragraph of text are ink only where letters are
@@ -192,7 +198,21 @@ def _staves(page: PreparedPage) -> list[Staff]:
             continue
         used[picked] = True
         staves.append((staff, left, right))
-    return staves
+    return _without_ledger_staves(sorted(staves, key=lambda st: float(st[0][0])), space)
+
+
+def _without_ledger_staves(staves: list[Staff], space: float) -> list[Staff]:
+    """Drop "staves" made of ledger lines: a run of 16ths with ledger lines above a staff, bridged into
+    long rows, can look like five staff lines one space above the real staff. Engravers never set two
+    staves that close, so of two staves less than MIN_STAFF_GAP_SPACES apart the shorter one goes."""
+    kept: list[Staff] = []
+    for staff in staves:
+        if kept and staff[0][0] - kept[-1][0][-1] < MIN_STAFF_GAP_SPACES * space:
+            if staff[2] - staff[1] > kept[-1][2] - kept[-1][1]:
+                kept[-1] = staff
+            continue
+        kept.append(staff)
+    return kept
 
 
 def _joined(page: PreparedPage, upper: Staff, lower: Staff) -> bool:

@@ -134,3 +134,20 @@ def test_a_scanned_pdf_indexes_like_its_clean_pdf(settings: Settings, dataset: P
         assert abs(counts[scan_id] - counts[clean_id]) <= 0.05 * counts[clean_id]
     finally:
         lib.close()
+
+
+def test_ledger_lines_between_the_staves_do_not_split_a_system() -> None:
+    """A run of notes with ledger lines above the bass staff (as in Schumann's op. 41/1, fourth movement)
+    draws five long, evenly spaced rows one staff space above the real staff; the grand staff is still
+    one system from the treble staff's top line to the bass staff's bottom line."""
+    page = np.full((400, 1240), 255, np.uint8)
+    space = 10
+    for top in (100, 230):  # treble and bass staves, joined by the system barlines
+        for k in range(5):
+            page[top + k * space, 30:1200] = 0
+    page[100:271, 30] = page[100:271, 1199] = 0
+    for x in range(100, 520, 14):  # sixteenths with five ledger lines each, 1 px apart
+        for k in range(1, 6):
+            page[230 - k * space, x : x + 13] = 0
+    systems = find_systems(prepare(page))
+    assert [(round(s.top), round(s.bottom)) for s in systems] == [(100, 270)]
