@@ -12,7 +12,7 @@ APT_TEST_PACKAGES := chromium chromium-driver postgresql  # browser end-to-end t
 APT_BENCH_PACKAGES := musescore3 lilypond  # system detection on other engravers' PDFs (`eval systems --engraver`)
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install system-deps test test-scale lint demo data train corpus-library eval bench bench-runtime docker-smoke clean
+.PHONY: install system-deps test lint demo data train corpus-library eval bench bench-runtime docker-smoke clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -41,10 +41,6 @@ test: install lint
 	SHEETID_TEST_VECTOR_STORE=milvus-lite $(PY) -m pytest -q tests/test_indexer.py tests/test_jobs.py tests/test_api.py
 	PY=$(PY) scripts/postgres_tests.sh
 
-# The scaled shape as separate processes (PostgreSQL, embedded Milvus, replicas, workers); see README.
-test-scale: EXTRA_APT = $(APT_TEST_PACKAGES)
-test-scale: install
-	SCALE_OUT=1 PY=$(PY) scripts/postgres_tests.sh
 
 demo: install
 	$(VENV)/bin/sheetid data build --split test --out data/dataset

@@ -38,7 +38,7 @@ def start_server(data_dir: Path, timeout_s: float = 120.0, **env: str) -> Server
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / f"server-{port}.log"
-    environ = dict(os.environ, SHEETID_DATA_DIR=str(data_dir), SHEETID_API_KEY=API_KEY, **env)
+    environ = {**os.environ, "SHEETID_DATA_DIR": str(data_dir), "SHEETID_API_KEY": API_KEY, **env}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
