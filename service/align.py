@@ -87,17 +87,49 @@ def monotone_alignment(piece_id: int, centres: np.ndarray, snippets: PieceSnippe
 
 
 def points_of(path: np.ndarray, centres: np.ndarray, snippets: PieceSnippets) -> list[AlignedPoint]:
-    """One point per audio excerpt: the mean strip position the path assigns to that row."""
+    """One point per audio excerpt. The path's raw position is a staircase on the snippet grid (16 px
+    apart): many excerpts in a row sit on one snippet while the music moves on. Each step of the stair
+    stands for its middle excerpt, and the excerpts between two such middles are placed linearly between
+    their snippets (within a stretch where the path does not jump back), on the page as in the strip."""
+    rows = np.unique(path[:, 0])
+    raw = np.array([float(np.mean(snippets.strip_x[path[path[:, 0] == row, 1]])) for row in rows])
+    strip_x = _between_steps(rows.astype(np.float64), raw)
     points = []
-    for row in np.unique(path[:, 0]):
-        cols = path[path[:, 0] == row, 1]
-        col = int(np.round(np.median(cols)))
-        strip_x = float(np.mean(snippets.strip_x[cols]))
-        box = tuple(float(v) for v in snippets.boxes[col])
-        points.append(AlignedPoint(time=float(centres[row]) / FPS, page=int(snippets.page[col]),
-                                   system=int(snippets.system[col]), x=(box[0] + box[2]) / 2,
-                                   strip_x=strip_x, box=box))  # type: ignore[arg-type]  # fmt: skip
+    for row, x in zip(rows, strip_x, strict=True):
+        page, system, page_x, box = _on_page(snippets, float(x))
+        points.append(AlignedPoint(time=float(centres[row]) / FPS, page=page, system=system, x=page_x,
+                                   strip_x=float(x), box=box))  # fmt: skip
     return points
+
+
+def _between_steps(t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Linear interpolation between the middles of the staircase's steps, per forward stretch."""
+    out = x.copy()
+    cuts = [0, *np.flatnonzero(np.diff(x) < 0) + 1, len(x)]  # a jump back starts a new stretch
+    for a, b in zip(cuts[:-1], cuts[1:], strict=False):
+        seg_t, seg_x = t[a:b], x[a:b]
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(seg_x) != 0) + 1])
+        ends = np.concatenate([starts[1:], [len(seg_x)]])
+        if len(starts) >= 2:
+            out[a:b] = np.interp(seg_t, (seg_t[starts] + seg_t[ends - 1]) / 2, seg_x[starts])
+    return out
+
+
+def _on_page(snippets: PieceSnippets, strip_x: float) -> tuple[int, int, float, tuple[float, float, float, float]]:
+    """(page, system, page x, box) of a strip position: between two snippets of one system, the box
+    slides linearly from one to the other; across a system break, the nearer snippet's."""
+    n = len(snippets.strip_x)
+    j = int(np.clip(np.searchsorted(snippets.strip_x, strip_x), 1, n - 1)) if n > 1 else 0
+    i = max(0, j - 1)
+    x0, x1 = float(snippets.strip_x[i]), float(snippets.strip_x[j])
+    w = float(np.clip((strip_x - x0) / (x1 - x0), 0.0, 1.0)) if x1 > x0 else 0.0
+    if snippets.system[i] != snippets.system[j] or snippets.page[i] != snippets.page[j]:
+        i = j = i if w < 0.5 else j
+        w = 0.0
+    box_arr = (1 - w) * snippets.boxes[i].astype(np.float64) + w * snippets.boxes[j].astype(np.float64)
+    box = (float(box_arr[0]), float(box_arr[1]), float(box_arr[2]), float(box_arr[3]))
+    nearest = i if w < 0.5 else j
+    return int(snippets.page[nearest]), int(snippets.system[nearest]), (box[0] + box[2]) / 2, box
 
 
 def plot_cost(alignment: Alignment, out: Path) -> None:

@@ -45,3 +45,28 @@ def test_alignment_turns_the_page_when_the_music_does(two_page: tuple[Library, i
     assert pages.max() >= 2 and pages[0] == 1
     aligned_turn = float(times[pages >= 2].min())
     assert abs(aligned_turn - true_turn) < TURN_TOLERANCE_S, (aligned_turn, true_turn)
+
+
+def test_the_aligned_position_moves_between_snippets_instead_of_jumping_from_one_to_the_next() -> None:
+    """Snippets sit 16 px apart; a recording moves on between them. A path that holds each snippet for
+    four excerpts gives positions that keep rising, and a box that slides within a system but never
+    straddles a system break."""
+    from indexer.snippet_map import PieceSnippets
+    from service.align import points_of
+
+    n = 6  # snippets 0-2 on system 0, 3-5 on system 1
+    boxes = np.array([[100.0 + 16 * (k % 3), 50.0 + 200 * (k // 3), 228.0 + 16 * (k % 3), 140.0 + 200 * (k // 3)]
+                      for k in range(n)])  # fmt: skip
+    snippets = PieceSnippets(ids=np.arange(n), strip_x=16.0 * np.arange(n) + 64, page=np.ones(n, np.int64),
+                             system=np.repeat([0, 1], 3), boxes=boxes, vectors=np.zeros((n, 32), np.float32))
+    path = np.array([(row, row // 4) for row in range(4 * n)])
+    points = points_of(path, np.arange(4 * n) * 2, snippets)
+    xs = np.array([p.strip_x for p in points])
+    middle = slice(2, 4 * n - 2)  # between the first and the last step's middles
+    assert np.all(np.diff(xs[middle]) > 0)
+    assert xs.min() >= snippets.strip_x[0] and xs.max() <= snippets.strip_x[-1]
+    for p in points:
+        assert p.box[1] == (50.0 if p.system == 0 else 250.0)  # the box stays on its system's staff
+        assert (p.box[0] + p.box[2]) / 2 == p.x
+    inside = [p for p in points if p.system == 0 and 64 < p.strip_x < 96]
+    assert any(p.box[0] not in (100.0, 116.0, 132.0) for p in inside)  # slides between two snippets' boxes
