@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from model.page import PreparedPage, StaffMetrics, prepare
+from model.page import PreparedPage, StaffMetrics, clean_paper, prepare
 
 STAFF_SPACE = 4.5  # px between staff lines in the strip (model scale; paper's 180 px snippet halved)
 STRIP_HEIGHT = 90  # px; strip and snippet height, centred on the system's middle
@@ -265,7 +265,7 @@ def read_page(page: np.ndarray, page_index: int = 0) -> tuple[np.ndarray, list[S
     no systems.
     """
     prepared = prepare(page)
-    return prepared.image, find_systems(prepared, page_index)
+    return clean_paper(prepared.image, prepared.ink), find_systems(prepared, page_index)
 
 
 def detect_systems(page: np.ndarray, page_index: int = 0) -> list[System]:

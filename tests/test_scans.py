@@ -151,3 +151,16 @@ def test_ledger_lines_between_the_staves_do_not_split_a_system() -> None:
             page[230 - k * space, x : x + 13] = 0
     systems = find_systems(prepare(page))
     assert [(round(s.top), round(s.bottom)) for s in systems] == [(100, 270)]
+
+
+def test_a_scan_is_stored_on_white_paper_and_a_born_digital_page_as_it_is(page: np.ndarray) -> None:
+    """The network learned from born-digital pages (paper exactly 255): the indexer keeps a scan's ink
+    and sets its noisy, toned paper to white, and leaves a born-digital page untouched."""
+    style = ScanStyle(rotation=1.0, blur=(0.8, 0.8), noise=(6.0, 6.0), jpeg=(40, 40), paper=(0.85, 0.85))
+    scan, _ = degrade_page(page, np.random.default_rng(3), style)
+    assert (prepare(scan).image == 255).mean() < 0.5  # flat-fielded, the paper is still noise around white
+    stored, systems = read_page(scan)
+    assert systems and (stored == 255).mean() > 0.85
+    ink = (page < 128).mean()
+    assert abs((stored < 128).mean() - ink) < 0.5 * ink  # the notes are all still there
+    assert np.array_equal(read_page(page)[0], prepare(page).image)
