@@ -41,7 +41,6 @@ def _top(lib: Library, wave: np.ndarray) -> str:
     return lib.titles([result.pieces[0].id])[result.pieces[0].id][0]
 
 
-@pytest.mark.xfail(reason=MISSED, strict=False)
 def test_a_recording_that_plays_a_section_twice_is_still_identified(library: Library, dataset: Path) -> None:
     wave = _recording(dataset, TEST_PIECE)
     half = wave[: len(wave) // 2]
