@@ -136,6 +136,8 @@ def start_milvus(data_dir: Path, port: int, timeout_s: float = 180.0) -> subproc
 
 
 def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process started with start_new_session=True and everything in its group: milvus-server
+    exits on SIGTERM but leaves its `milvus run standalone` child running, so the group is killed after."""
     import signal
 
     if proc.poll() is None:
@@ -143,8 +145,12 @@ def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # nothing left in the group
+        pass
+    proc.wait()
 
 
 def milvus_engine(index_kind: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,

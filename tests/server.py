@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.vector_scale import stop_process_group as stop_group
+
 API_KEY = "browser-test-key"  # key of the test servers
 
 
@@ -153,19 +155,6 @@ def _link_milvus_binaries(data_dir: Path) -> None:
                 import shutil
 
                 shutil.copy2(f, target)
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process started with start_new_session=True, and its children."""
-    import signal
-
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def start_worker(log: Path, **env: str) -> subprocess.Popen[bytes]:
