@@ -41,7 +41,6 @@ test: install lint
 	SHEETID_TEST_VECTOR_STORE=milvus-lite $(PY) -m pytest -q tests/test_indexer.py tests/test_jobs.py tests/test_api.py
 	PY=$(PY) scripts/postgres_tests.sh
 
-
 demo: install
 	$(VENV)/bin/sheetid data build --split test --out data/dataset
 	$(VENV)/bin/sheetid demo-library --dataset data/dataset

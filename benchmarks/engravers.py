@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, match_engraved_pages
+from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, match_engraved_pages, numbered_svg_pages
 from indexer.pdf import rasterise
 from model.data.build import score_xml
 from model.data.corpus import load_splits, pieces_in
@@ -47,7 +47,7 @@ def musescore_engrave(xml: str, tmp: Path, svg: bool = True) -> tuple[bytes, lis
     for out in ("score.pdf", "score.svg") if svg else ("score.pdf",):
         subprocess.run([MSCORE, "-o", str(tmp / out), str(tmp / "score.musicxml")], env=env, check=True,
                        capture_output=True, timeout=300)  # fmt: skip
-    pages = sorted(tmp.glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    pages = numbered_svg_pages(tmp)
     return (tmp / "score.pdf").read_bytes(), [p.read_text() for p in pages]
 
 

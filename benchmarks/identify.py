@@ -70,7 +70,7 @@ def evaluate_identify(library: Library, dataset: Path, split: str = "test", robu
     (benchmarks/pdf_sources.py) and every other piece from its clean PDF: use a library folder of its own."""
     if split not in SPLIT_GROUPS:
         raise ValueError(f"split must be one of {sorted(SPLIT_GROUPS)}, not {split!r}")
-    queried = set(ds.built_pieces(dataset, SPLIT_GROUPS[split]))
+    queried = ds.built_pieces(dataset, SPLIT_GROUPS[split])
     ids = index_dataset(library, dataset, log=log,
                         pdf_for=lambda pid: source_pdf(dataset, pid, pdfs if pid in queried else "clean"))
     stray = set(library.counts()) - set(ids.values())
@@ -78,7 +78,7 @@ def evaluate_identify(library: Library, dataset: Path, split: str = "test", robu
         raise ValueError(f"the library holds {len(stray)} pieces besides this dataset's {pdfs} ones: "
                          "give each --pdfs source a library folder of its own")
     calibration = Calibration.load(library.settings.calibration_path)
-    pieces = [pid for pid in ds.built_pieces(dataset, SPLIT_GROUPS[split]) if pid in ids]
+    pieces = [pid for pid in queried if pid in ids]
     # one generator per condition, so adding the robust set leaves the plain excerpts where they were
     plain = query_condition(library, calibration, ids, ((pid, read_recording(dataset, pid)) for pid in pieces),
                             np.random.default_rng(seed))  # fmt: skip

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, match_engraved_pages
+from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, match_engraved_pages, numbered_svg_pages
 from indexer.pdf import rasterise
 from model.data.build import score_xml
 from model.data.corpus import load_splits, pieces_in
@@ -51,7 +51,7 @@ def lilypond_engrave(xml: str, tmp: Path, svg: bool = True) -> tuple[bytes, list
     for args in (["--pdf"], ["-dbackend=svg"]) if svg else (["--pdf"],):
         subprocess.run([LILYPOND, *args, "-o", "score", "score.ly"], cwd=tmp, check=True, capture_output=True,
                        timeout=300)  # fmt: skip
-    pages = sorted(tmp.glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    pages = numbered_svg_pages(tmp)
     if svg and not pages:
         pages = [tmp / "score.svg"]
     return (tmp / "score.pdf").read_bytes(), [p.read_text() for p in pages]

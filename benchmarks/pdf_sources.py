@@ -44,9 +44,9 @@ def _scanned(clean_pdf: bytes, rng: np.random.Generator) -> bytes:
 
 def _engraved(pid: str, source: str) -> bytes:
     from model.data.build import score_xml
-    from model.data.corpus import load_splits, pieces_in
+    from model.data.corpus import piece_spec
 
-    spec = next(s for s in pieces_in(load_splits()) if s.id == pid)
+    spec = piece_spec(pid)
     engrave = musescore_engrave if source == "musescore" else lilypond_engrave
     with tempfile.TemporaryDirectory() as tmp:
         return engrave(score_xml(spec)[0], Path(tmp), svg=False)[0]

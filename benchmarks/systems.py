@@ -14,6 +14,11 @@ MIN_IOU = 0.8  # a detected system counts when it overlaps a true one this much
 NO_PIXEL_LIMIT = 10**9  # the benchmark's own PDFs: no decompression-bomb guard needed
 
 
+def numbered_svg_pages(folder: Path) -> list[Path]:
+    """An engraver's SVG pages `score-1.svg`, `score-2.svg`, … in page order (not name order)."""
+    return sorted(folder.glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+
+
 def box_iou(a: Box, b: Box) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))

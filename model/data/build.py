@@ -123,6 +123,12 @@ def _worker(spec: PieceSpec, split: str, root: Path) -> tuple[str, dict | None, 
         return spec.id, None, reason + "\n" + traceback.format_exc(limit=3)
 
 
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The data engine's process pool. Spawned, not forked: a caller with live threads (torch, FAISS, a
+    server, as in the test process) can deadlock a forked child on a lock one of them held."""
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"))
+
+
 def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print) -> dict:  # type: ignore[no-untyped-def]
     """Build every piece of the split file (or `only` those ids), resuming where a previous run stopped."""
     from tqdm import tqdm
@@ -141,8 +147,7 @@ def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print
     # Long pieces first, so the last worker does not idle behind one big quartet.
     todo.sort(key=lambda s: (s.kind != "quartet", s.kind != "with_piano", s.id))
     t0 = time.time()
-    # spawn, not fork: a caller with live threads (torch, FAISS, a server) can deadlock a forked child.
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(workers) as pool:
         futures = [pool.submit(_worker, s, split_of(s.id, splits), root) for s in todo]
         for fut in tqdm(as_completed(futures), total=len(futures), desc="pieces", unit="piece"):
             pid, summary, error = fut.result()

@@ -206,6 +206,11 @@ def pieces_in(splits: dict[str, list[str]]) -> list[PieceSpec]:
     return [s for s in candidate_pieces() if s.id in wanted]
 
 
+def piece_spec(piece_id: str) -> PieceSpec:
+    """The split file's piece with this id (StopIteration for one it does not name)."""
+    return next(s for s in pieces_in(load_splits()) if s.id == piece_id)
+
+
 def to_musicxml(score: Any) -> str:
     """MusicXML text of a reduced score. Durations MusicXML cannot express (odd tuplets inside voices)
     are quantised to a 1/12-quarter grid and the export retried; the note count is checked again."""

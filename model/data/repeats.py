@@ -17,12 +17,11 @@ ground truth maps into an indexed PDF exactly as the main dataset's does.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +29,8 @@ import numpy as np
 
 from model.audio import SAMPLE_RATE
 from model.data import dataset as ds
-from model.data.build import music_font_for, onset_pairs, renditions_for, score_xml
-from model.data.corpus import load_splits, pieces_in, split_of
+from model.data.build import music_font_for, onset_pairs, renditions_for, score_xml, worker_pool
+from model.data.corpus import load_splits, piece_spec, split_of
 from model.data.engrave import engrave, printed_id
 from model.data.synth import render
 from model.sheet import System
@@ -103,11 +102,8 @@ def build_performance(piece_id: str, split: str, root: Path) -> dict | None:
     """Write one piece's performed rendition and ground truth; None when its score has no repeats."""
     import soundfile as sf
 
-    from model.data.corpus import PieceSpec
-
     t0 = time.time()
-    spec = next(s for s in pieces_in(load_splits()) if s.id == piece_id)
-    assert isinstance(spec, PieceSpec)
+    spec = piece_spec(piece_id)
     record_file = ds.record_path(root, piece_id)
     if not record_file.exists():
         raise FileNotFoundError(f"{piece_id}: build the main dataset first (`sheetid data build`)")
@@ -152,8 +148,7 @@ def build_performances(root: Path, splits: tuple[str, ...] = SPLITS, only: list[
     todo = sorted(pid for pid, p in built.items() if p["split"] in splits and (not only or pid in only))
     manifest = read_manifest(root)
     todo = [pid for pid in todo if pid not in manifest["pieces"] and pid not in manifest["no_repeats"]]
-    # spawn, not fork: a caller with live threads (torch, FAISS, a server) can deadlock a forked child.
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(workers) as pool:
         futures = [pool.submit(_worker, pid, split_of(pid, file_splits), root) for pid in todo]
         for fut in as_completed(futures):
             pid, summary, error = fut.result()
