@@ -275,17 +275,35 @@ def align_cmd(
                    f"page {j['to']['page']}, system {j['to']['system'] + 1}")  # fmt: skip
 
 
+def _open_when_ready(open_library, log, wait_s: float = 300.0):  # type: ignore[no-untyped-def]
+    """Open the library, retrying while the database or vector store is still starting (all services of a
+    compose file start together) or another process is creating the schema or collection."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return open_library()
+        except Exception:  # noqa: BLE001 - retried until the deadline, then raised
+            if time.monotonic() > deadline:
+                raise
+            log.exception("library not ready; retrying in 5 s")
+            time.sleep(5)
+
+
 @app.command("worker")
 def worker_cmd() -> None:
     """Run ingest jobs from the database queue until SIGTERM (scale-out: beside API-only replicas)."""
+    import faulthandler
     import logging
     import signal
 
     from indexer.library import open_library
     from indexer.worker import Worker
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    lib = open_library()
+    lib = _open_when_ready(open_library, logging.getLogger("sheetid.worker"))
     if not lib.index.shared:
         typer.echo("sheetid worker needs a shared vector store (SHEETID_VECTOR_STORE=milvus://host:19530); "
                    "with FAISS, `sheetid serve` runs the ingest jobs itself", err=True)  # fmt: skip

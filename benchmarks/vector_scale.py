@@ -114,25 +114,53 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_milvus(data_dir: Path, port: int, timeout_s: float = 180.0) -> subprocess.Popen[bytes]:
-    """`milvus-server --data DIR` on `port`; returns once it answers on that port."""
-    exe = shutil.which("milvus-server", path=str(Path(sys.executable).parent)) or "milvus-server"
-    log = open(data_dir.parent / f"milvus-{port}.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([exe, "--data", str(data_dir), "--proxy-port", str(port)], stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    deadline = time.time() + timeout_s
+def start_milvus(work_dir: Path, timeout_s: float = 600.0) -> tuple[subprocess.Popen[bytes], str]:
+    """The `milvus` pip package's embedded server (`milvus-server --data DIR`) on a free loopback port.
+
+    Returns the process (leader of its own process group: stop it with stop_process_group) and its URI.
+    """
     from pymilvus import MilvusClient
 
+    port = free_port()
+    _link_milvus_binaries(work_dir / "data")
+    exe = shutil.which("milvus-server", path=str(Path(sys.executable).parent))
+    assert exe, "make test installs the milvus package (test extra)"
+    with (work_dir / "milvus-server.log").open("wb") as out:
+        proc = subprocess.Popen([exe, "--data", str(work_dir / "data"), "--proxy-port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout_s
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"milvus-server exited with {proc.returncode}")
+            raise RuntimeError("milvus-server exited: " + (work_dir / "milvus-server.log").read_text()[-3000:])
         try:
-            MilvusClient(f"http://127.0.0.1:{port}", timeout=2).list_collections()
-            return proc
-        except Exception:  # noqa: BLE001 - not up yet
+            MilvusClient(uri, timeout=3).list_collections()
+            return proc, uri
+        except Exception:  # noqa: BLE001 - not listening yet
             time.sleep(1)
-    proc.kill()
+    stop_process_group(proc)
     raise TimeoutError("milvus-server did not start")
+
+
+def _link_milvus_binaries(data_dir: Path) -> None:
+    """Hard-link the server binaries from a cache into a fresh data directory.
+
+    milvus-server unpacks ~250 MB of LZMA-compressed binaries into every new data directory (minutes on
+    a busy CI machine); it skips files whose checksum file already matches, so a linked copy of a cache
+    unpacked once makes each start cheap.
+    """
+    from milvus import _initialize_data_files  # the package's own unpacker
+
+    cache = Path(os.environ.get("SHEETID_MILVUS_CACHE", Path.home() / ".cache" / "sheetid" / "milvus"))
+    _initialize_data_files(str(cache))  # no-op once unpacked
+    (data_dir / "bin").mkdir(parents=True, exist_ok=True)
+    for f in (cache / "bin").iterdir():
+        target = data_dir / "bin" / f.name
+        if not target.exists():
+            try:
+                os.link(f, target)
+            except OSError:  # another file system: copy instead
+                shutil.copy2(f, target)
 
 
 def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
@@ -159,11 +187,10 @@ def milvus_engine(index_kind: str, vectors: np.ndarray, queries: np.ndarray, tru
 
     from indexer.vector_milvus import MilvusStore
 
-    port = free_port()
-    proc = start_milvus(work / "milvus", port)
+    proc, uri = start_milvus(work / "milvus")
     try:
         server_pid = _milvus_pid(proc)
-        store = MilvusStore(f"http://127.0.0.1:{port}", "bench", index_kind)
+        store = MilvusStore(uri, "bench", index_kind)
         before = rss_mb(server_pid)
         t0 = time.perf_counter()
         store.add(np.arange(len(vectors)), np.arange(len(vectors)) // 100, vectors)

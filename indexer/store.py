@@ -29,6 +29,7 @@ from model.embed import EMBED_DIM
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"  # Alembic scripts
 SQLITE_BUSY_MS = 30_000  # writers wait this long for a lock instead of failing with "database is locked"
+PG_LOCK_TIMEOUT_MS = 60_000  # PostgreSQL: longest wait for a row or table lock
 
 
 class Status(enum.StrEnum):
@@ -108,7 +109,8 @@ def vectors_from(blobs: list[bytes]) -> np.ndarray:
 
 
 def make_engine(url: str) -> Engine:
-    """Engine with SQLite set up for concurrent use: WAL journal, busy timeout, foreign keys."""
+    """Engine set up for concurrent use: SQLite with WAL journal, busy timeout, foreign keys; PostgreSQL with a
+    lock timeout."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000})
@@ -123,6 +125,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
+    if url.startswith("postgresql"):
+        # a lock held longer than this is a stuck or dead client: the waiter fails (and its job reports it)
+        # instead of waiting forever with its lease renewed
+        return create_engine(url, pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={PG_LOCK_TIMEOUT_MS}"})
     return create_engine(url, pool_pre_ping=True)
 
 

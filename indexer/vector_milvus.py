@@ -24,6 +24,9 @@ IVF_NPROBE = 16  # lists visited per query (as for FAISS IVF)
 WRITE_BATCH = 10_000  # rows per upsert request (gRPC messages stay well under 64 MB)
 SCAN_BATCH = 16_384  # ids per page when listing a collection
 MAX_FILTER_IDS = 100_000  # `id in [...]` filters longer than this are refused rather than sent
+# Every call has a deadline: a Milvus that stops answering fails the request or ingest job (which the
+# worker reports and moves on from) instead of blocking a worker forever while its lease keeps renewing.
+CALL_TIMEOUT_S = 120.0
 
 
 def collection_name(model_version: str) -> str:
@@ -41,7 +44,7 @@ class MilvusStore(VectorStore):
         self.index_kind = index_kind.upper()
         if self.index_kind not in ("HNSW", "IVF_FLAT", "FLAT"):
             raise ValueError(f"milvus index {index_kind!r}: expected HNSW, IVF_FLAT or FLAT")
-        self.client = MilvusClient(uri)
+        self.client = MilvusClient(uri, timeout=CALL_TIMEOUT_S)
         self.name = collection_name(model_version)
         self._ensure_collection()
 
@@ -64,7 +67,7 @@ class MilvusStore(VectorStore):
             except Exception:  # another replica created it first
                 if not self.client.has_collection(self.name):
                     raise
-        self.client.load_collection(self.name)
+        self.client.load_collection(self.name, timeout=CALL_TIMEOUT_S)
 
     def _build_params(self) -> dict[str, Any]:
         return {"HNSW": HNSW_PARAMS, "IVF_FLAT": {"nlist": IVF_NLIST}, "FLAT": {}}[self.index_kind]
@@ -76,7 +79,7 @@ class MilvusStore(VectorStore):
     # ---- VectorStore ----------------------------------------------------------------------------
     @property
     def ntotal(self) -> int:
-        rows = self.client.query(self.name, filter="", output_fields=["count(*)"])
+        rows = self.client.query(self.name, filter="", output_fields=["count(*)"], timeout=CALL_TIMEOUT_S)
         return int(rows[0]["count(*)"]) if rows else 0
 
     def add(self, ids: np.ndarray, pieces: np.ndarray, vectors: np.ndarray) -> None:
@@ -87,15 +90,17 @@ class MilvusStore(VectorStore):
             end = start + WRITE_BATCH
             rows = [{"id": int(i), "piece_id": int(p), "vector": v.tolist()}
                     for i, p, v in zip(ids[start:end], pieces[start:end], vectors[start:end], strict=True)]  # fmt: skip
-            self.client.upsert(self.name, rows)
+            self.client.upsert(self.name, rows, timeout=CALL_TIMEOUT_S)
 
     def remove(self, ids: np.ndarray, pieces: list[int] | None = None) -> int:
         removed = 0
         if pieces:
-            removed += _count(self.client.delete(self.name, filter=f"piece_id in {[int(p) for p in pieces]}"))
+            removed += _count(self.client.delete(self.name, filter=f"piece_id in {[int(p) for p in pieces]}",
+                                                    timeout=CALL_TIMEOUT_S))
         ids = np.asarray(ids, np.int64)
         for start in range(0, len(ids), WRITE_BATCH):
-            removed += _count(self.client.delete(self.name, ids=[int(i) for i in ids[start : start + WRITE_BATCH]]))
+            removed += _count(self.client.delete(self.name, ids=[int(i) for i in ids[start : start + WRITE_BATCH]],
+                                                 timeout=CALL_TIMEOUT_S))
         return removed
 
     def search(self, queries: np.ndarray, k: int, allow: np.ndarray | None = None,
@@ -107,7 +112,8 @@ class MilvusStore(VectorStore):
         if n == 0:
             return sims, ids
         hits = self.client.search(self.name, data=queries.tolist(), limit=k, output_fields=["piece_id"],
-                                  search_params=self._search_params(k), filter=_id_filter(allow, deny))  # fmt: skip
+                                  search_params=self._search_params(k), filter=_id_filter(allow, deny),
+                                  timeout=CALL_TIMEOUT_S)  # fmt: skip
         for row, found in enumerate(hits):
             for col, hit in enumerate(list(found)[:k]):
                 ids[row, col] = int(hit["id"])
@@ -115,7 +121,8 @@ class MilvusStore(VectorStore):
         return sims, ids
 
     def ids(self) -> np.ndarray:
-        it = self.client.query_iterator(self.name, batch_size=SCAN_BATCH, filter="", output_fields=["id"])
+        it = self.client.query_iterator(self.name, batch_size=SCAN_BATCH, filter="", output_fields=["id"],
+                                         timeout=CALL_TIMEOUT_S)  # fmt: skip
         chunks: list[np.ndarray] = []
         try:
             while batch := it.next():
@@ -131,7 +138,8 @@ class MilvusStore(VectorStore):
         if len(ids) == 0:
             return True
         ends = [int(ids.min()), int(ids.max())]
-        return len(self.client.query(self.name, filter=f"id in {ends}", output_fields=["id"])) == len(set(ends))
+        found = self.client.query(self.name, filter=f"id in {ends}", output_fields=["id"], timeout=CALL_TIMEOUT_S)
+        return len(found) == len(set(ends))
 
     def rebuild(self, ids: np.ndarray, pieces: np.ndarray, vectors: np.ndarray) -> None:
         """Reconcile in place (other processes keep using the collection): drop strays, upsert the rest."""

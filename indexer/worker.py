@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 
 from indexer.errors import BadInput
@@ -69,10 +70,13 @@ class Worker:
 
         beat = threading.Thread(target=renew, name=f"lease-{job.id[:8]}", daemon=True)
         beat.start()
+        log.info("worker %s: job %s (attempt %d) started", self.name, job.id, job.attempt)
+        started = time.monotonic()
         try:
             result = self.library.add_pdf(job.pdf, job.title, job.composer, job.filename, report)
         except BadInput as exc:
             done.set()
+            log.info("worker %s: job %s refused: %s", self.name, job.id, exc)
             self.queue.fail(job.id, self.name, str(exc))
         except Exception as exc:  # noqa: BLE001 - reported on the job; the worker keeps running
             done.set()
@@ -82,6 +86,8 @@ class Worker:
             done.set()
             self.queue.finish(job.id, self.name, result.piece_id, duplicate=not result.created,
                               pages_without_music=result.pages_without_music)  # fmt: skip
+            log.info("worker %s: job %s done in %.1f s: piece %d", self.name, job.id, time.monotonic() - started,
+                     result.piece_id)  # fmt: skip
         finally:
             done.set()
             beat.join(timeout=5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.vector_scale import stop_process_group as stop_group
+from benchmarks.vector_scale import free_port
 
 API_KEY = "browser-test-key"  # key of the test servers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -102,59 +95,6 @@ def add_piece(url: str, pdf: bytes, title: str) -> int:
     state = wait_job(url, submit_pdf(url, pdf, title))
     assert state["status"] == "done", state
     return int(state["piece_id"])
-
-
-def start_milvus(work_dir: Path, timeout_s: float = 600.0) -> tuple[subprocess.Popen[bytes], str]:
-    """The `milvus` pip package's embedded server (`milvus-server --data DIR`) on a free loopback port.
-
-    Returns the process (leader of its own process group: stop it with stop_group) and its URI.
-    """
-    import shutil
-
-    from pymilvus import MilvusClient
-
-    port = free_port()
-    _link_milvus_binaries(work_dir / "data")
-    exe = shutil.which("milvus-server", path=str(Path(sys.executable).parent))
-    assert exe, "make test installs the milvus package (test extra)"
-    with (work_dir / "milvus-server.log").open("wb") as out:
-        proc = subprocess.Popen([exe, "--data", str(work_dir / "data"), "--proxy-port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("milvus-server exited: " + (work_dir / "milvus-server.log").read_text()[-3000:])
-        try:
-            MilvusClient(uri, timeout=3).list_collections()
-            return proc, uri
-        except Exception:  # noqa: BLE001 - not listening yet
-            time.sleep(1)
-    stop_group(proc)
-    raise TimeoutError("milvus-server did not start")
-
-
-def _link_milvus_binaries(data_dir: Path) -> None:
-    """Hard-link the server binaries from a cache into a fresh data directory.
-
-    milvus-server unpacks ~250 MB of LZMA-compressed binaries into every new data directory (minutes on
-    a busy CI machine); it skips files whose checksum file already matches, so a linked copy of a cache
-    unpacked once makes each start cheap.
-    """
-    from milvus import _initialize_data_files  # the package's own unpacker
-
-    cache = Path(os.environ.get("SHEETID_MILVUS_CACHE", Path.home() / ".cache" / "sheetid" / "milvus"))
-    _initialize_data_files(str(cache))  # no-op once unpacked
-    (data_dir / "bin").mkdir(parents=True, exist_ok=True)
-    for f in (cache / "bin").iterdir():
-        target = data_dir / "bin" / f.name
-        if not target.exists():
-            try:
-                os.link(f, target)
-            except OSError:  # another file system: copy instead
-                import shutil
-
-                shutil.copy2(f, target)
 
 
 def start_worker(log: Path, **env: str) -> subprocess.Popen[bytes]:

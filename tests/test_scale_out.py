@@ -20,6 +20,7 @@ import pytest
 import soundfile as sf
 from sqlalchemy import create_engine, text
 
+from benchmarks.vector_scale import start_milvus, stop_process_group
 from indexer.settings import Settings
 from indexer.vector_milvus import MilvusStore
 from model.data import dataset as ds
@@ -27,9 +28,7 @@ from tests.conftest import TEST_PIECE, VAL_PIECE
 from tests.server import (
     add_piece,
     running_server,
-    start_milvus,
     start_worker,
-    stop_group,
     submit_pdf,
     wait_job,
 )
@@ -78,6 +77,38 @@ def _kill_a_busy_worker(db_url: str, workers: list, deadline_s: float = 300.0) -
     raise TimeoutError("no worker was seen mid-job")
 
 
+def _wait_until_polling(workers: list, tmp_path: Path, timeout_s: float = 300.0) -> None:  # type: ignore[type-arg]
+    """Each worker has printed its start line (it opened the library and polls the queue)."""
+    deadline = time.time() + timeout_s
+    logs = [tmp_path / f"worker-{i}.log" for i in range(len(workers))]
+    while time.time() < deadline:
+        for w, log in zip(workers, logs, strict=True):
+            assert w.poll() is None, f"worker exited with {w.returncode}: " + log.read_text(errors="replace")[-3000:]
+        if all("sheetid worker " in log.read_text(errors="replace") for log in logs):
+            return
+        time.sleep(0.3)
+    raise TimeoutError("a worker did not start")
+
+
+def _explain(db_url: str, servers: list, workers: list, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """Print the jobs table, every live worker's thread stacks and every process's log (to trace a CI failure)."""
+    for w in workers:
+        if w.poll() is None:
+            w.send_signal(signal.SIGUSR1)  # sheetid worker prints its threads' stacks (faulthandler)
+    time.sleep(2)
+    print("workers' exit codes (None: running):", [w.poll() for w in workers])
+    engine = create_engine(db_url)
+    with engine.connect() as c:
+        for row in c.execute(text("SELECT id, status, stage, attempts, worker, lease_until, error FROM jobs")):
+            print("job", tuple(row), "now", time.time())
+    engine.dispose()
+    logs = {s.log.name: s.output() for s in servers}
+    logs.update({log.name: log.read_text(errors="replace") for log in tmp_path.glob("*.log")})
+    logs.update({log.name: log.read_text(errors="replace") for log in tmp_path.glob("milvus/*.log")})
+    for name, body in logs.items():
+        print(f"---- {name} (last 4000 characters)\n{body[-4000:]}")
+
+
 def test_replicas_and_workers_over_postgres_and_milvus(settings: Settings, tmp_path: Path, pdfs: dict[str, bytes],
                                                        dataset: Path) -> None:  # fmt: skip
     # only validation and test pieces have query recordings in the dataset, so every piece is a copy of one
@@ -94,6 +125,7 @@ def test_replicas_and_workers_over_postgres_and_milvus(settings: Settings, tmp_p
         replica_env = dict(env, SHEETID_EMBEDDED_WORKER="false")  # API only: the workers ingest
         with running_server(shared, 300.0, **replica_env) as a, running_server(shared, 300.0, **replica_env) as b:
             replicas = [a.url, b.url]
+            _wait_until_polling(workers, tmp_path)  # both workers up, or the kill below could leave none
             base = add_piece(a.url, pdfs[TEST_PIECE], "base")  # through replica A, by either worker
             assert _identify(b.url, clips[TEST_PIECE])["pieces"][0]["id"] == base  # ... identified through B
 
@@ -104,7 +136,14 @@ def test_replicas_and_workers_over_postgres_and_milvus(settings: Settings, tmp_p
                 killed = pool.submit(_kill_a_busy_worker, settings.db_url, workers)
                 answers = list(pool.map(lambda i: _identify(replicas[i % 2], clips[order[i % 2]]), range(50)))
                 killed_pid = killed.result()
-                states = [wait_job(replicas[(n + 1) % 2], job, timeout_s=600) for n, (_, job) in enumerate(jobs)]
+                try:
+                    states = [wait_job(replicas[(n + 1) % 2], job, timeout_s=600) for n, (_, job) in enumerate(jobs)]
+                except TimeoutError:
+                    try:
+                        _explain(settings.db_url, [a, b], workers, tmp_path)
+                    except Exception as exc:  # noqa: BLE001 - the timeout is the failure to report
+                        print("could not explain:", exc)
+                    raise
             assert killed_pid in {w.pid for w in workers}
             assert len(answers) == 50 and all(ans["pieces"] for ans in answers)
             assert all(s["status"] == "done" and not s["duplicate"] for s in states), states
@@ -142,4 +181,4 @@ def test_replicas_and_workers_over_postgres_and_milvus(settings: Settings, tmp_p
             if w.poll() is None:
                 w.terminate()
                 w.wait(timeout=60)
-        stop_group(milvus)
+        stop_process_group(milvus)
