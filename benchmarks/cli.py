@@ -177,6 +177,7 @@ def bench_cmd(
         help="vector engines at this many synthetic vectors (FAISS HNSW/IVF, embedded Milvus server)")] = None,
     engine: Annotated[list[str] | None, typer.Option(help="faiss-hnsw, faiss-ivf, milvus-hnsw (default: all)")] = None,
     vectors_only: Annotated[bool, typer.Option("--vectors-only", help="only the --vector-scale figures")] = False,
+    nprobe: Annotated[list[int] | None, typer.Option(help="also search FAISS IVF with this nprobe; repeatable")] = None,
 ) -> None:
     """Print speed figures: 10-page PDF indexing, identification latency, HTTP load, vector search at scale."""
     if ctx.invoked_subcommand is not None:  # `sheetid bench runtime`: only the subcommand's figures
@@ -187,7 +188,7 @@ def bench_cmd(
     if not vectors_only:
         run_all(dataset, library, scale, clients, load_seconds, emit=lambda figure: typer.echo(json.dumps(figure)))
     for n in vector_scale or []:
-        engines_bench.run(n, tuple(engine or engines_bench.ENGINES), log=typer.echo)
+        engines_bench.run(n, tuple(engine or engines_bench.ENGINES), log=typer.echo, nprobes=tuple(nprobe or ()))
 
 
 @bench_app.command("runtime")

@@ -37,7 +37,10 @@ def lilypond_systems(svg: str) -> tuple[list[Box], float]:
     staves = [lines[i : i + 5] for i in range(0, len(lines) - len(lines) % 5, 5)]
     systems = []
     for upper, lower in zip(staves[::2], staves[1::2], strict=False):
-        systems.append((min(upper[0][1], lower[0][1]), upper[0][0], max(upper[0][2], lower[0][2]), lower[-1][0]))
+        # clipped to the page: where LilyPond finds no line break, a system runs on past the right edge,
+        # and only what is printed on the page can be detected
+        right = min(width, max(upper[0][2], lower[0][2]))
+        systems.append((max(0.0, min(upper[0][1], lower[0][1])), upper[0][0], right, lower[-1][0]))
     return systems, width
 
 

@@ -96,16 +96,24 @@ def timed_searches(search: Callable[[np.ndarray], np.ndarray], queries: np.ndarr
     return stats, np.stack(found)
 
 
-def faiss_engine(factory: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> dict:
+def faiss_engine(factory: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+                 nprobes: tuple[int, ...] = ()) -> list[dict]:  # fmt: skip
+    """One row per search setting: the product's default, then each IVF `nprobes` value on the same index."""
     before = rss_mb()
     t0 = time.perf_counter()
     index = VectorIndex("bench", factory)
     index.add(np.arange(len(vectors)), vectors.copy())  # the product's wrapper: trains IVF, sets efSearch/nprobe
     build_s = time.perf_counter() - t0
     memory = rss_mb() - before
-    stats, found = timed_searches(lambda q: index.search(q, TOP_K)[1], queries)
-    return {"engine": f"faiss {factory}", "build_s": round(build_s, 1), "memory_mb": round(memory, 1), **stats,
-            "recall@25": round(recall(found, truth), 4)}  # fmt: skip
+    rows = []
+    for nprobe in (index.nprobe, *[p for p in nprobes if p != index.nprobe]) if "IVF" in factory else (None,):
+        if nprobe is not None:
+            index.nprobe = nprobe
+        stats, found = timed_searches(lambda q: index.search(q, TOP_K)[1], queries)
+        rows.append({"engine": f"faiss {factory}" + (f" nprobe {nprobe}" if nprobe else ""),
+                     "build_s": round(build_s, 1), "memory_mb": round(memory, 1), **stats,
+                     "recall@25": round(recall(found, truth), 4)})  # fmt: skip
+    return rows
 
 
 def free_port() -> int:
@@ -229,7 +237,7 @@ def ivf_factory(n: int) -> str:
 
 
 def run(n: int, engines: tuple[str, ...] = ENGINES, recordings: int = 30, seed: int = 0,
-        log: Callable[[str], None] = print) -> list[dict]:  # fmt: skip
+        log: Callable[[str], None] = print, nprobes: tuple[int, ...] = ()) -> list[dict]:  # fmt: skip
     t0 = time.perf_counter()
     vectors = unit_vectors(n, seed)
     queries = query_sets(vectors, recordings, seed)
@@ -239,16 +247,16 @@ def run(n: int, engines: tuple[str, ...] = ENGINES, recordings: int = 30, seed: 
     with tempfile.TemporaryDirectory(prefix="sheetid-scale-") as tmp:
         for engine in engines:
             if engine == "faiss-hnsw":
-                result = faiss_engine("HNSW32", vectors, queries, truth)
+                rows = faiss_engine("HNSW32", vectors, queries, truth)
             elif engine == "faiss-ivf":
-                result = faiss_engine(ivf_factory(n), vectors, queries, truth)
+                rows = faiss_engine(ivf_factory(n), vectors, queries, truth, nprobes)
             elif engine == "milvus-hnsw":
-                result = milvus_engine("HNSW", vectors, queries, truth, Path(tmp))
+                rows = [milvus_engine("HNSW", vectors, queries, truth, Path(tmp))]
             else:
                 raise ValueError(f"engine {engine!r}: one of {ENGINES}")
-            result = {"vectors": n, **result}
-            log(json.dumps(result))
-            results.append(result)
+            for row in rows:
+                log(json.dumps({"vectors": n, **row}))
+                results.append({"vectors": n, **row})
     return results
 
 
@@ -258,10 +266,11 @@ def main() -> None:
     parser.add_argument("--engine", action="append", choices=ENGINES, help="default: all")
     parser.add_argument("--recordings", type=int, default=30, help="timed 30-s queries")
     parser.add_argument("--threads", type=int, default=2, help="FAISS OpenMP threads")
+    parser.add_argument("--nprobe", type=int, action="append", help="also search IVF with this nprobe; repeatable")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     for n in args.vectors or [100_000]:
-        run(n, tuple(args.engine or ENGINES), args.recordings)
+        run(n, tuple(args.engine or ENGINES), args.recordings, nprobes=tuple(args.nprobe or ()))
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ class VectorIndex:
         self.index: Any = faiss.IndexIDMap2(faiss.index_factory(DIM, factory, faiss.METRIC_INNER_PRODUCT))
         self.max_id = -1
         self.lock = threading.RLock()
+        self.nprobe = IVF_NPROBE  # IVF lists visited per query (benchmarks sweep it)
 
     @property
     def ntotal(self) -> int:
@@ -105,9 +106,9 @@ class VectorIndex:
                 if selectors:
                     params = _search_params("SearchParametersHNSW", sel=selectors[-1], efSearch=inner.hnsw.efSearch)
             elif isinstance(inner, faiss.IndexIVF):
-                inner.nprobe = IVF_NPROBE
+                inner.nprobe = self.nprobe
                 if selectors:
-                    params = _search_params("SearchParametersIVF", sel=selectors[-1], nprobe=IVF_NPROBE)
+                    params = _search_params("SearchParametersIVF", sel=selectors[-1], nprobe=self.nprobe)
             elif selectors:
                 params = _search_params("SearchParameters", sel=selectors[-1])
             return self.index.search(queries, min(k, max(1, self.ntotal)), params=params)

@@ -1,0 +1,34 @@
+"""Behaviour of the benchmarks' own measuring tools (their figures are only as good as these)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.lilypond import lilypond_systems
+from benchmarks.vector_scale import exact_neighbours, faiss_engine, query_sets, unit_vectors
+
+
+def _staff_lines(y0: float, x0: float, length: float) -> str:
+    return "".join(f'<g transform="translate({x0}, {y0 + i})">\n<line stroke-width="0.1" x1="0.05" y1="0" '
+                   f'x2="{length}" y2="0"/>\n</g>\n' for i in range(5))  # fmt: skip
+
+
+def test_a_lilypond_system_running_off_the_page_is_scored_as_printed() -> None:
+    # LilyPond found no line break: the second system runs on to x = 1,146 on a page 119.5 wide
+    svg = ('<svg viewBox="0.0000 -0.0000 119.5016 169.0094">' + _staff_lines(14, 14.2, 99.5)
+           + _staff_lines(24, 14.2, 99.5) + _staff_lines(36, 5.7, 1140.6) + _staff_lines(50, 5.7, 1086.3) + "</svg>")
+    systems, width = lilypond_systems(svg)
+    assert width == 119.5016
+    assert len(systems) == 2
+    assert systems[0][2] < width  # a system inside the page keeps its own right end
+    assert systems[1][2] == width  # the one running off the page ends at the page edge
+
+
+def test_visiting_more_ivf_lists_finds_more_true_neighbours() -> None:
+    vectors = unit_vectors(8_000, seed=0)
+    queries = query_sets(vectors, recordings=3, seed=0)
+    rows = faiss_engine("IVF64,Flat", vectors, queries, exact_neighbours(vectors, queries), nprobes=(64,))
+    assert [r["engine"] for r in rows] == ["faiss IVF64,Flat nprobe 16", "faiss IVF64,Flat nprobe 64"]
+    assert rows[1]["recall@25"] == 1.0  # every list visited: exact search
+    assert rows[0]["recall@25"] < rows[1]["recall@25"]
+    assert np.isfinite(rows[0]["p50_ms"])
