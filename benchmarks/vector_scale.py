@@ -106,7 +106,8 @@ def faiss_engine(factory: str, vectors: np.ndarray, queries: np.ndarray, truth: 
     build_s = time.perf_counter() - t0
     memory = rss_mb() - before
     rows = []
-    for nprobe in (index.nprobe, *[p for p in nprobes if p != index.nprobe]) if "IVF" in factory else (None,):
+    default = index.ivf_nprobe(faiss.extract_index_ivf(index.index.index).nlist) if "IVF" in factory else None
+    for nprobe in (default, *[p for p in nprobes if p != default]) if default else (None,):
         if nprobe is not None:
             index.nprobe = nprobe
         stats, found = timed_searches(lambda q: index.search(q, TOP_K)[1], queries)

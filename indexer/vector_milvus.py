@@ -20,7 +20,7 @@ from model.embed import EMBED_DIM as DIM
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}  # graph degree and build breadth
 HNSW_EF_SEARCH = 128  # search breadth (as for FAISS HNSW)
 IVF_NLIST = 4096  # IVF lists (about sqrt of the collection size at 10-20 M vectors)
-IVF_NPROBE = 16  # lists visited per query (as for FAISS IVF)
+IVF_NPROBE = IVF_NLIST // 16  # lists visited per query: the same share of the lists as for FAISS IVF
 WRITE_BATCH = 10_000  # rows per upsert request (gRPC messages stay well under 64 MB)
 SCAN_BATCH = 16_384  # ids per page when listing a collection
 MAX_FILTER_IDS = 100_000  # `id in [...]` filters longer than this are refused rather than sent
