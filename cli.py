@@ -102,7 +102,7 @@ def train_cmd(
     minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 60.0,
     snapshot_minutes: Annotated[float | None, typer.Option(help="also save the weights reached by then")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="ablation: no augmentation")] = False,
-    steps_per_epoch: Annotated[int, typer.Option(help="steps between validations")] = 100,
+    steps_per_epoch: Annotated[int | None, typer.Option(help="steps between validations (default 200)")] = None,
     max_epochs: Annotated[int | None, typer.Option(help="stop after this many epochs")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 1234,
     resume: Annotated[bool, typer.Option("--resume", help="continue from <out>.resume.pt")] = False,
@@ -114,8 +114,9 @@ def train_cmd(
     from model.train import train
 
     cfg = TrainConfig(dataset=str(dataset), out=str(out), max_minutes=minutes, augment=not no_augment,
-                      steps_per_epoch=steps_per_epoch, seed=seed, snapshot_minutes=snapshot_minutes,
-                      max_epochs=max_epochs)  # fmt: skip
+                      seed=seed, snapshot_minutes=snapshot_minutes, max_epochs=max_epochs)  # fmt: skip
+    if steps_per_epoch is not None:
+        cfg.steps_per_epoch = steps_per_epoch
     cfg = with_overrides(cfg, overrides or [])
     train(cfg, log=typer.echo, resume=resume)
 
