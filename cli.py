@@ -18,6 +18,7 @@ from benchmarks.cli import DATASET, bench_app, demo_library_cmd, eval_app
 if TYPE_CHECKING:
     import numpy as np
 
+    from indexer.library import Library
     from indexer.settings import Settings
 
 T = TypeVar("T")
@@ -102,7 +103,7 @@ def train_cmd(
     minutes: Annotated[float, typer.Option(help="wall-clock budget")] = 60.0,
     snapshot_minutes: Annotated[float | None, typer.Option(help="also save the weights reached by then")] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="ablation: no augmentation")] = False,
-    steps_per_epoch: Annotated[int | None, typer.Option(help="steps between validations (default 200)")] = None,
+    steps_per_epoch: Annotated[int | None, typer.Option(help="steps between validations [TrainConfig]")] = None,
     max_epochs: Annotated[int | None, typer.Option(help="stop after this many epochs")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 1234,
     resume: Annotated[bool, typer.Option("--resume", help="continue from <out>.resume.pt")] = False,
@@ -276,10 +277,13 @@ def align_cmd(
                    f"page {j['to']['page']}, system {j['to']['system'] + 1}")  # fmt: skip
 
 
-def _open_when_ready(open_library, log, wait_s: float = 300.0):  # type: ignore[no-untyped-def]
+def _open_when_ready(wait_s: float = 300.0) -> Library:
     """Open the library, retrying while the database or vector store is still starting (all services of a
     compose file start together) or another process is creating the schema or collection."""
+    import logging
     import time
+
+    from indexer.library import open_library
 
     deadline = time.monotonic() + wait_s
     while True:
@@ -288,7 +292,7 @@ def _open_when_ready(open_library, log, wait_s: float = 300.0):  # type: ignore[
         except Exception:  # noqa: BLE001 - retried until the deadline, then raised
             if time.monotonic() > deadline:
                 raise
-            log.exception("library not ready; retrying in 5 s")
+            logging.getLogger("sheetid.worker").exception("library not ready; retrying in 5 s")
             time.sleep(5)
 
 
@@ -299,12 +303,11 @@ def worker_cmd() -> None:
     import logging
     import signal
 
-    from indexer.library import open_library
     from indexer.worker import Worker
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    lib = _open_when_ready(open_library, logging.getLogger("sheetid.worker"))
+    lib = _open_when_ready()
     if not lib.index.shared:
         typer.echo("sheetid worker needs a shared vector store (SHEETID_VECTOR_STORE=milvus://host:19530); "
                    "with FAISS, `sheetid serve` runs the ingest jobs itself", err=True)  # fmt: skip

@@ -106,10 +106,9 @@ def faiss_engine(factory: str, vectors: np.ndarray, queries: np.ndarray, truth: 
     build_s = time.perf_counter() - t0
     memory = rss_mb() - before
     rows = []
-    default = index.ivf_nprobe(faiss.extract_index_ivf(index.index.index).nlist) if "IVF" in factory else None
-    for nprobe in (default, *[p for p in nprobes if p != default]) if default else (None,):
-        if nprobe is not None:
-            index.nprobe = nprobe
+    default = index.ivf_nprobe()  # None: not an IVF index, one row
+    for nprobe in [default, *(p for p in nprobes if p != default)] if default else [None]:
+        index.nprobe = nprobe
         stats, found = timed_searches(lambda q: index.search(q, TOP_K)[1], queries)
         rows.append({"engine": f"faiss {factory}" + (f" nprobe {nprobe}" if nprobe else ""),
                      "build_s": round(build_s, 1), "memory_mb": round(memory, 1), **stats,
@@ -256,8 +255,8 @@ def run(n: int, engines: tuple[str, ...] = ENGINES, recordings: int = 30, seed: 
             else:
                 raise ValueError(f"engine {engine!r}: one of {ENGINES}")
             for row in rows:
-                log(json.dumps({"vectors": n, **row}))
                 results.append({"vectors": n, **row})
+                log(json.dumps(results[-1]))
     return results
 
 

@@ -72,7 +72,12 @@ class VectorIndex:
         self.lock = threading.RLock()
         self.nprobe: int | None = None  # IVF lists visited per query; None: IVF_PROBE_SHARE of the lists
 
-    def ivf_nprobe(self, nlist: int) -> int:
+    def ivf_nprobe(self) -> int | None:
+        """Lists an IVF search visits (None for other index types)."""
+        inner = faiss.downcast_index(self.index.index)
+        return self._probes(inner.nlist) if isinstance(inner, faiss.IndexIVF) else None
+
+    def _probes(self, nlist: int) -> int:
         return self.nprobe or min(nlist, max(IVF_MIN_NPROBE, int(nlist * IVF_PROBE_SHARE)))
 
     @property
@@ -113,7 +118,7 @@ class VectorIndex:
                 if selectors:
                     params = _search_params("SearchParametersHNSW", sel=selectors[-1], efSearch=inner.hnsw.efSearch)
             elif isinstance(inner, faiss.IndexIVF):
-                inner.nprobe = self.ivf_nprobe(inner.nlist)
+                inner.nprobe = self._probes(inner.nlist)
                 if selectors:
                     params = _search_params("SearchParametersIVF", sel=selectors[-1], nprobe=inner.nprobe)
             elif selectors:
