@@ -9,6 +9,7 @@ APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm musescore-general-sou
 	csound-soundfont timgm6mb-soundfont poppler-utils \
 	timidity freepats  # the robust query set's synthesizer, unseen in training (benchmarks/robust.py)
 APT_TEST_PACKAGES := chromium chromium-driver postgresql  # browser end-to-end test; library tests on PostgreSQL
+APT_DATA_PACKAGES := musescore3  # engraves a share of the training pieces (model/data/musescore.py)
 APT_BENCH_PACKAGES := musescore3 lilypond  # system detection on other engravers' PDFs (`eval systems --engraver`)
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
@@ -35,7 +36,7 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy model indexer service benchmarks cli.py
 
-test: EXTRA_APT = $(APT_TEST_PACKAGES)
+test: EXTRA_APT = $(APT_TEST_PACKAGES) $(APT_DATA_PACKAGES)
 test: install lint
 	$(PY) -m pytest -q
 	SHEETID_TEST_VECTOR_STORE=milvus-lite $(PY) -m pytest -q tests/test_indexer.py tests/test_jobs.py tests/test_api.py
@@ -47,6 +48,7 @@ demo: install
 	@echo "sheetid demo: open http://127.0.0.1:8000/ (example recordings in data/examples/)"
 	$(VENV)/bin/sheetid serve --host 127.0.0.1 --port 8000
 
+data: EXTRA_APT = $(APT_DATA_PACKAGES)
 data: install
 	$(VENV)/bin/sheetid data build
 
@@ -54,6 +56,7 @@ train: install
 	$(VENV)/bin/sheetid train
 
 # Every corpus PDF indexed through the real path: the library the benchmarks query (resumable).
+corpus-library: EXTRA_APT += $(APT_DATA_PACKAGES)
 corpus-library: install
 	$(VENV)/bin/sheetid data build
 	$(VENV)/bin/sheetid eval library --dataset data/dataset --library data/corpus-library

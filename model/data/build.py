@@ -21,12 +21,14 @@ from model.audio import SAMPLE_RATE, spectrogram
 from model.data import dataset as ds
 from model.data.corpus import PieceSpec, load_splits, pieces_in, reduce_to_grand_staff, split_of, to_musicxml
 from model.data.engrave import MUSIC_FONTS, RASTER_SCALE, Engraving, engrave
+from model.data.musescore import musescore_engraving
 from model.data.synth import EVAL_FONT, TRAIN_FONTS, render
 from model.sheet import unroll
 
 TRAIN_TEMPO = (70.0, 150.0)  # bpm range of training renditions (paper §2.3 used 100–130; users play wider)
 EVAL_TEMPO = 120.0  # bpm of validation and test renditions
 PDF_DPI = 72.0 * RASTER_SCALE * 840 / 595.276  # page rasters are A4 wide: about 203 dpi
+MUSESCORE_SHARE = 0.3  # share of training pieces engraved by MuseScore 3 instead of verovio (issue 12)
 
 
 def onset_pairs(eng: Engraving) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,6 +64,35 @@ def music_font_for(piece: str, split: str) -> str:
     return _piece_rng("font:" + piece).choice(MUSIC_FONTS) if split == "train" else MUSIC_FONTS[0]
 
 
+def engraver_for(piece: str, split: str) -> str:
+    """The piece's engraver: MuseScore for a seeded share of the training pieces, else verovio (evaluation
+    pieces stay verovio's, so validation figures compare across data builds)."""
+    return "musescore" if split == "train" and _piece_rng("engraver:" + piece).random() < MUSESCORE_SHARE else "verovio"
+
+
+def _engraving(xml: str, piece: str, split: str) -> tuple[Engraving, dict, bytes | None]:
+    """The piece's engraving by its planned engraver, its metadata and (MuseScore) the engraver's own PDF.
+    A score MuseScore misreads (its times do not match verovio's onsets) falls back to verovio."""
+    font = music_font_for(piece, split)
+    meta: dict = {"planned_engraver": engraver_for(piece, split)}
+    if meta["planned_engraver"] == "musescore":
+        try:
+            eng, pdf = musescore_engraving(xml, engrave(xml, font, draw=False).notes, PDF_DPI)
+            return eng, meta | {"engraver": "musescore", "music_font": "Emmentaler"}, pdf
+        except ValueError as exc:
+            meta["musescore_refused"] = str(exc)
+    eng = engrave(xml, font)
+    if not eng.systems:
+        raise ValueError("verovio drew no staff systems")
+    return eng, meta | {"engraver": "verovio", "music_font": font}, None
+
+
+def is_stale(entry: dict, piece: str, split: str) -> bool:
+    """A built piece whose planned engraver is not the one the build plans now (records from before the
+    second engraver say nothing and were verovio's)."""
+    return entry.get("planned_engraver", "verovio") != engraver_for(piece, split)
+
+
 def score_xml(spec: PieceSpec) -> tuple[str, dict]:
     from music21 import corpus
 
@@ -91,10 +122,7 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
 
     t0 = time.time()
     xml, meta = score_xml(spec)
-    font = music_font_for(spec.id, split)
-    eng = engrave(xml, font)
-    if not eng.systems:
-        raise ValueError("verovio drew no staff systems")
+    eng, engraving_meta, engraver_pdf = _engraving(xml, spec.id, split)
     strip = unroll(eng.pages, eng.systems)
     onset_q, onset_system, page_x = onset_pairs(eng)
     onset_x = np.array([strip.strip_x(int(s), x) for s, x in zip(onset_system, page_x, strict=True)])
@@ -106,9 +134,14 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
             audio = ds.audio_path(root, spec.id)
             audio.parent.mkdir(parents=True, exist_ok=True)
             sf.write(audio, wave, SAMPLE_RATE)
-    rec.meta.update(music_font=font, pages=len(eng.pages), systems=len(eng.systems), notes=len(eng.notes),
-                    onsets=len(onset_q))
-    save_pdf(eng.pages, ds.pdf_path(root, spec.id), meta["title"], spec.composer)
+    rec.meta.update(engraving_meta, pages=len(eng.pages), systems=len(eng.systems), notes=len(eng.notes),
+                    onsets=len(onset_q))  # fmt: skip
+    if engraver_pdf is None:
+        save_pdf(eng.pages, ds.pdf_path(root, spec.id), meta["title"], spec.composer)
+    else:
+        ds.pdf_path(root, spec.id).parent.mkdir(parents=True, exist_ok=True)
+        ds.pdf_path(root, spec.id).with_suffix(".tmp.pdf").write_bytes(engraver_pdf)
+        ds.pdf_path(root, spec.id).with_suffix(".tmp.pdf").replace(ds.pdf_path(root, spec.id))
     ds.save_record(rec, root)
     renditions = [{"font": r.font, "bpm": r.bpm} for r in rec.renditions]
     return dict(rec.meta, split=split, composer=spec.composer, renditions=renditions,
@@ -142,8 +175,8 @@ def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print
         if missing:
             raise KeyError(f"not in the split file: {sorted(missing)}")
     manifest = ds.read_manifest(root)
-    todo = [s for s in specs if not ds.record_path(root, s.id).exists()
-            or s.id not in manifest["pieces"]]  # fmt: skip
+    todo = [s for s in specs if not ds.record_path(root, s.id).exists() or s.id not in manifest["pieces"]
+            or is_stale(manifest["pieces"][s.id], s.id, split_of(s.id, splits))]  # fmt: skip
     # Long pieces first, so the last worker does not idle behind one big quartet.
     todo.sort(key=lambda s: (s.kind != "quartet", s.kind != "with_piano", s.id))
     t0 = time.time()
