@@ -28,6 +28,11 @@ SPREAD_SPACES = 0.15  # a staff line is followed over this many staff spaces of 
 ALIGN_SPACES = 2.0  # the lines of one staff start and end within this many staff spaces of each other
 LINE_COVERAGE = 0.85  # share of a staff line's extent that is ink (median over its five lines)
 LINE_DARKNESS = 64  # grey levels below paper, summed over a line's rows: a 1-px line at grey 192
+# A staff line's unbridged ink runs are at least this many staff spaces long. On our seeded scans staff
+# lines lie almost wholly in such runs, while a line of scanned prose, its letters thickened into a bar,
+# still breaks at the gaps between words; at 2 spaces, blur that merges a long word's letters let some
+# prose through (tests/test_scans.py).
+UNBROKEN_SPACES = 4.0
 MIN_STAFF_GAP_SPACES = 2.0  # real staves lie further apart than this; closer "staves" are ledger lines
 
 Staff = tuple[np.ndarray, int, int]  # five line y centres, left x, right x
@@ -139,6 +144,19 @@ def _aligned(extents: list[tuple[int, int]], space: float) -> bool:
                 and (np.abs(rights - np.median(rights)) <= slack).sum() >= 4)  # fmt: skip
 
 
+def _unbroken_share(bands: list[np.ndarray], left: int, right: int, space: float) -> float:
+    """Median over a staff's five line bands (a row mask per line: its rows' ink, or their summed
+    darkness) of the share of [left, right] lying in unbridged runs at least UNBROKEN_SPACES long. A
+    staff line is one stroke; a line of prose, even with its letters thickened into bars by a scan's
+    threshold, is a chain of words."""
+    shares = []
+    for band in bands:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], band[left:right].astype(np.int8), [0]])))
+        runs = edges[1::2] - edges[::2]
+        shares.append(runs[runs >= UNBROKEN_SPACES * space].sum() / max(1, right - left))
+    return float(np.median(shares))
+
+
 def _staves(page: PreparedPage) -> list[Staff]:
     """Find 5-line staves: (line y centres, left, right) top to bottom."""
     image, ink = page.image, page.ink
@@ -195,6 +213,8 @@ def _staves(page: PreparedPage) -> list[Staff]:
         left, right = int(np.median([e[0] for e in extents])), int(np.median([e[1] for e in extents]))
         # staff lines are drawn unbroken; rows through a paragraph of text are ink only where letters are
         if not _aligned(extents, space) or np.median([b[left:right].mean() for b in bands]) < LINE_COVERAGE:
+            continue
+        if _unbroken_share(bands, left, right, space) < LINE_COVERAGE:
             continue
         used[picked] = True
         staves.append((staff, left, right))

@@ -85,11 +85,12 @@ def test_text_and_blank_pages_have_no_systems(page: np.ndarray) -> None:
     assert read_page(np.full(page.shape, 255, np.uint8))[1] == []
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: on a scanned text page the scan threshold thickens lines of "
-                   "prose until they pass as staff lines (5 false systems at seed 1)")  # fmt: skip
 def test_scanned_text_page_has_no_systems(page: np.ndarray) -> None:
-    scan, _ = degrade_page(_text_page(page.shape), np.random.default_rng(1))
-    assert read_page(scan)[1] == []
+    # the scan's threshold thickens lines of prose into bars spaced like staff lines (5 false systems
+    # at seed 1 before staff lines had to be unbroken strokes)
+    for seed in range(4):
+        scan, _ = degrade_page(_text_page(page.shape), np.random.default_rng(seed))
+        assert read_page(scan)[1] == [], seed
 
 
 def test_ingest_skips_a_title_page(settings: Settings, pdfs: dict[str, bytes]) -> None:
