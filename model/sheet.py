@@ -26,7 +26,7 @@ BARLINE_INK = 230  # grey level below which a pixel of a (thin, anti-aliased) ba
 BRIDGE_SPACES = 0.5  # horizontal gaps up to this many staff spaces are bridged when following a line
 SPREAD_SPACES = 0.15  # a staff line is followed over this many staff spaces of rows (curved lines)
 ALIGN_SPACES = 2.0  # the lines of one staff start and end within this many staff spaces of each other
-LINE_COVERAGE = 0.85  # share of a staff line's extent that is ink (median over its five lines)
+LINE_COVERAGE = 0.85  # share of a staff line's extent in long unbridged ink runs (median over its five lines)
 LINE_DARKNESS = 64  # grey levels below paper, summed over a line's rows: a 1-px line at grey 192
 # A staff line's unbridged ink runs are at least this many staff spaces long. On our seeded scans staff
 # lines lie almost wholly in such runs, while a line of scanned prose, its letters thickened into a bar,
@@ -147,13 +147,12 @@ def _aligned(extents: list[tuple[int, int]], space: float) -> bool:
 def _unbroken_share(bands: list[np.ndarray], left: int, right: int, space: float) -> float:
     """Median over a staff's five line bands (a row mask per line: its rows' ink, or their summed
     darkness) of the share of [left, right] lying in unbridged runs at least UNBROKEN_SPACES long. A
-    staff line is one stroke; a line of prose, even with its letters thickened into bars by a scan's
-    threshold, is a chain of words."""
+    staff line is one stroke; rows through a paragraph of text are ink only where letters are, and a
+    line of prose, even with its letters thickened into bars by a scan's threshold, is a chain of words."""
     shares = []
     for band in bands:
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], band[left:right].astype(np.int8), [0]])))
-        runs = edges[1::2] - edges[::2]
-        shares.append(runs[runs >= UNBROKEN_SPACES * space].sum() / max(1, right - left))
+        long_runs = [b - a for a, b in _runs(band[left:right]) if b - a >= UNBROKEN_SPACES * space]
+        shares.append(sum(long_runs) / max(1, right - left))
     return float(np.median(shares))
 
 
@@ -211,10 +210,9 @@ def _staves(page: PreparedPage) -> list[Staff]:
                  for v in staff]  # fmt: skip
         extents = [_line_extent(band, _bridge(page.metrics)) for band in bands]
         left, right = int(np.median([e[0] for e in extents])), int(np.median([e[1] for e in extents]))
-        # staff lines are drawn unbroken; rows through a paragraph of text are ink only where letters are
-        if not _aligned(extents, space) or np.median([b[left:right].mean() for b in bands]) < LINE_COVERAGE:
-            continue
-        if _unbroken_share(bands, left, right, space) < LINE_COVERAGE:
+        # staff lines are drawn unbroken, in long runs (a share of the extent in long runs is never more
+        # than its plain ink coverage, so this is also the coverage test)
+        if not _aligned(extents, space) or _unbroken_share(bands, left, right, space) < LINE_COVERAGE:
             continue
         used[picked] = True
         staves.append((staff, left, right))

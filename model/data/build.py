@@ -136,12 +136,13 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
             sf.write(audio, wave, SAMPLE_RATE)
     rec.meta.update(engraving_meta, pages=len(eng.pages), systems=len(eng.systems), notes=len(eng.notes),
                     onsets=len(onset_q))  # fmt: skip
+    pdf = ds.pdf_path(root, spec.id)
     if engraver_pdf is None:
-        save_pdf(eng.pages, ds.pdf_path(root, spec.id), meta["title"], spec.composer)
-    else:
-        ds.pdf_path(root, spec.id).parent.mkdir(parents=True, exist_ok=True)
-        ds.pdf_path(root, spec.id).with_suffix(".tmp.pdf").write_bytes(engraver_pdf)
-        ds.pdf_path(root, spec.id).with_suffix(".tmp.pdf").replace(ds.pdf_path(root, spec.id))
+        save_pdf(eng.pages, pdf, meta["title"], spec.composer)
+    else:  # the engraver's own PDF, written atomically like save_pdf's
+        pdf.parent.mkdir(parents=True, exist_ok=True)
+        pdf.with_suffix(".tmp.pdf").write_bytes(engraver_pdf)
+        pdf.with_suffix(".tmp.pdf").replace(pdf)
     ds.save_record(rec, root)
     renditions = [{"font": r.font, "bpm": r.bpm} for r in rec.renditions]
     return dict(rec.meta, split=split, composer=spec.composer, renditions=renditions,

@@ -60,7 +60,8 @@ def staff_systems(svg: str) -> tuple[list[Box], float]:
 
 
 def export(xml: str, tmp: Path, formats: tuple[str, ...] = ("pdf", "svg")) -> dict[str, bytes | list[str]]:
-    """MuseScore 3's exports of a MusicXML score: "pdf" → bytes, "svg" → one text per page, "spos" → text."""
+    """MuseScore 3's exports of a MusicXML score: "pdf" → bytes, "svg" → one text per page, "spos" → a
+    one-element list with the segment-positions text."""
     if shutil.which(MSCORE) is None:
         raise RuntimeError("MuseScore 3 is needed: apt-get install musescore3")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
@@ -119,9 +120,11 @@ def musescore_engraving(xml: str, notes: list[Note], dpi: float) -> tuple[Engrav
     pages = _rasterise(pdf, dpi)
     eng = Engraving(pages=pages, systems=[], notes=notes)
     tops: list[tuple[int, float]] = []  # (page, top in SVG units) of every system, in reading order
+    page_px: list[float] = []  # raster pixels per SVG unit, per page
     for page, svg in enumerate(svgs):
         boxes, width = staff_systems(str(svg))
-        px = pages[page].shape[1] / width  # raster pixels per SVG unit
+        px = pages[page].shape[1] / width
+        page_px.append(px)
         lines = sorted(float(y0) for _, y0, _, _ in STAFF_LINES.findall(str(svg)))
         space = float(np.median(np.diff(lines[:5]))) * px if len(lines) >= 5 else 0.0
         for left, top, right, bottom in boxes:
@@ -142,9 +145,8 @@ def musescore_engraving(xml: str, notes: list[Note], dpi: float) -> tuple[Engrav
             continue
         s = min(candidates, key=lambda i: abs(tops[i][1] - y))
         system = eng.systems[s]
-        px = pages[page].shape[1] / float(SVG_WIDTH.search(str(svgs[page])).group(1))  # type: ignore[union-attr]
         eng.head_system[note.id] = s
-        eng.head_x[note.id] = x * px + HEAD_OFFSET_SPACES * system.staff_space
+        eng.head_x[note.id] = x * page_px[page] + HEAD_OFFSET_SPACES * system.staff_space
         eng.head_y[note.id] = system.centre
         matched += 1
     if matched < MIN_MATCHED * len(notes):  # grace notes have no segment of their own; more is a misreading
