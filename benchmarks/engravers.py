@@ -9,14 +9,10 @@ staves: every two consecutive staves form one system, because every reduction ha
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, match_engraved_pages
-from indexer.pdf import rasterise
-from model.data.build import score_xml
-from model.data.corpus import load_splits, pieces_in
+from benchmarks.systems import MIN_IOU, evaluate_engraver
 from model.data.musescore import export, staff_systems
 
 
@@ -32,13 +28,4 @@ def musescore_engrave(xml: str, tmp: Path, svg: bool = True) -> tuple[bytes, lis
 def evaluate_musescore(split: str = "test", dpi: int = 150, min_iou: float = MIN_IOU,
                        log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Precision and recall (IoU ≥ min_iou) of the page front-end on MuseScore 3 PDFs of a split's pieces."""
-    tp = n_true = n_found = 0
-    for spec in pieces_in({split: load_splits()[split]}):
-        with tempfile.TemporaryDirectory() as tmp:
-            pdf, svgs = musescore_engrave(score_xml(spec)[0], Path(tmp))
-        hits, truths, found = match_engraved_pages(rasterise(pdf, dpi, NO_PIXEL_LIMIT),
-                                                   [staff_systems(svg) for svg in svgs], min_iou)  # fmt: skip
-        log(f"{spec.id}: {truths} systems, {found} detected, {hits} matched")
-        tp, n_true, n_found = tp + hits, n_true + truths, n_found + found
-    return {"engraver": "MuseScore 3", "systems": n_true, "detected": n_found,
-            "precision": round(tp / max(1, n_found), 4), "recall": round(tp / max(1, n_true), 4)}  # fmt: skip
+    return evaluate_engraver("MuseScore 3", musescore_engrave, staff_systems, split, dpi, min_iou, log)

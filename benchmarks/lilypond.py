@@ -11,14 +11,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.systems import MIN_IOU, NO_PIXEL_LIMIT, match_engraved_pages, numbered_svg_pages
-from indexer.pdf import rasterise
-from model.data.build import score_xml
-from model.data.corpus import load_splits, pieces_in
+from benchmarks.systems import MIN_IOU, evaluate_engraver
+from model.data.musescore import numbered_svg_pages
 
 LILYPOND, MUSICXML2LY = "lilypond", "musicxml2ly"  # Debian package lilypond
 STAFF_LINE = re.compile(
@@ -63,13 +60,4 @@ def lilypond_engrave(xml: str, tmp: Path, svg: bool = True) -> tuple[bytes, list
 def evaluate_lilypond(split: str = "test", dpi: int = 150, min_iou: float = MIN_IOU,
                       log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Precision and recall (IoU ≥ min_iou) of the page front-end on LilyPond PDFs of a split's pieces."""
-    tp = n_true = n_found = 0
-    for spec in pieces_in({split: load_splits()[split]}):
-        with tempfile.TemporaryDirectory() as tmp:
-            pdf, svgs = lilypond_engrave(score_xml(spec)[0], Path(tmp))
-        hits, truths, found = match_engraved_pages(rasterise(pdf, dpi, NO_PIXEL_LIMIT),
-                                                   [lilypond_systems(svg) for svg in svgs], min_iou)  # fmt: skip
-        log(f"{spec.id}: {truths} systems, {found} detected, {hits} matched")
-        tp, n_true, n_found = tp + hits, n_true + truths, n_found + found
-    return {"engraver": "LilyPond", "systems": n_true, "detected": n_found,
-            "precision": round(tp / max(1, n_found), 4), "recall": round(tp / max(1, n_true), 4)}  # fmt: skip
+    return evaluate_engraver("LilyPond", lilypond_engrave, lilypond_systems, split, dpi, min_iou, log)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.align import ENGRAVED_PAGE_WIDTH
 from indexer.pdf import rasterise
 from model.data import dataset as ds
+from model.data.build import score_xml
+from model.data.corpus import load_splits, pieces_in
 from model.sheet import read_page
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
+Engrave = Callable[[str, Path], tuple[bytes, list[str]]]  # (MusicXML, work dir) → (PDF, SVG text per page)
+TrueSystems = Callable[[str], tuple[list[Box], float]]  # SVG page → (system boxes, page width), SVG units
 MIN_IOU = 0.8  # a detected system counts when it overlaps a true one this much
 NO_PIXEL_LIMIT = 10**9  # the benchmark's own PDFs: no decompression-bomb guard needed
-
-
-def numbered_svg_pages(folder: Path) -> list[Path]:
-    """An engraver's SVG pages `score-1.svg`, `score-2.svg`, … in page order (not name order)."""
-    return sorted(folder.glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
 
 
 def box_iou(a: Box, b: Box) -> float:
@@ -45,14 +46,27 @@ def evaluate_systems(dataset: Path, splits: tuple[str, ...] = ("test",), dpi: in
             "recall": round(tp / max(1, n_true), 4)}  # fmt: skip
 
 
-def match_engraved_pages(pages: list, truths: list[tuple[list[tuple[float, float, float, float]], float]],
-                         min_iou: float) -> tuple[int, int, int]:  # fmt: skip
+def evaluate_engraver(name: str, engrave: Engrave, true_systems: TrueSystems, split: str = "test", dpi: int = 150,
+                      min_iou: float = MIN_IOU, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Precision and recall (IoU ≥ min_iou) of the page front-end on another engraver's PDFs of a split's
+    pieces, against the systems that engraver drew in the SVG of the same layout."""
+    tp = n_true = n_found = 0
+    for spec in pieces_in({split: load_splits()[split]}):
+        with tempfile.TemporaryDirectory() as tmp:
+            pdf, svgs = engrave(score_xml(spec)[0], Path(tmp))
+        hits, truths, found = _match_engraved_pages(rasterise(pdf, dpi, NO_PIXEL_LIMIT),
+                                                    [true_systems(svg) for svg in svgs], min_iou)  # fmt: skip
+        log(f"{spec.id}: {truths} systems, {found} detected, {hits} matched")
+        tp, n_true, n_found = tp + hits, n_true + truths, n_found + found
+    return {"engraver": name, "systems": n_true, "detected": n_found,
+            "precision": round(tp / max(1, n_found), 4), "recall": round(tp / max(1, n_true), 4)}  # fmt: skip
+
+
+def _match_engraved_pages(pages: list, truths: list[tuple[list[Box], float]], min_iou: float) -> tuple[int, int, int]:
     """(matched, true, detected) systems over a PDF's rasters against an engraver's own boxes.
 
     `truths` holds, per page, the engraver's system boxes in its SVG units and the SVG page width; the
     boxes are scaled to the raster before the IoU test."""
-    from model.sheet import read_page
-
     hits = n_true = n_found = 0
     for i, (page, (truth, width)) in enumerate(zip(pages, truths, strict=True)):
         r = page.shape[1] / width

@@ -59,6 +59,12 @@ def staff_systems(svg: str) -> tuple[list[Box], float]:
     return systems, width
 
 
+def numbered_svg_pages(folder: Path) -> list[Path]:
+    """An engraver's SVG pages `score-1.svg`, `score-2.svg`, … in page order, not name order (MuseScore and
+    LilyPond both number their pages so)."""
+    return sorted(folder.glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+
+
 def export(xml: str, tmp: Path, formats: tuple[str, ...] = ("pdf", "svg")) -> dict[str, bytes | list[str]]:
     """MuseScore 3's exports of a MusicXML score: "pdf" → bytes, "svg" → one text per page, "spos" → a
     one-element list with the segment-positions text."""
@@ -73,9 +79,8 @@ def export(xml: str, tmp: Path, formats: tuple[str, ...] = ("pdf", "svg")) -> di
     out: dict[str, bytes | list[str]] = {}
     if "pdf" in formats:
         out["pdf"] = (tmp / "score.pdf").read_bytes()
-    if "svg" in formats:  # MuseScore writes score-1.svg, score-2.svg, …
-        pages = sorted(tmp.glob("score-*.svg"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-        out["svg"] = [p.read_text() for p in pages]
+    if "svg" in formats:
+        out["svg"] = [p.read_text() for p in numbered_svg_pages(tmp)]
     if "spos" in formats:
         out["spos"] = [(tmp / "score.spos").read_text()]
     return out
