@@ -106,6 +106,17 @@ def _segments(spos: str) -> list[tuple[float, int, float, float]]:
     return sorted((q, *where[i]) for i, q in when.items() if i in where)
 
 
+def _nearest(times: np.ndarray, onsets: np.ndarray) -> np.ndarray:
+    """Index of the sorted `times` entry nearest each onset (the first of equals), −1 where none lies within
+    Q_TOLERANCE quarters."""
+    if len(times) == 0:
+        return np.full(len(onsets), -1)
+    right = np.minimum(np.searchsorted(times, onsets), len(times) - 1)
+    left = np.searchsorted(times, times[np.maximum(right - 1, 0)])  # the first of a run of equal times
+    best = np.where(np.abs(times[left] - onsets) <= np.abs(times[right] - onsets), left, right)
+    return np.where(np.abs(times[best] - onsets) <= Q_TOLERANCE, best, -1)
+
+
 def _rasterise(pdf: bytes, dpi: float) -> list[np.ndarray]:
     from pdf2image import convert_from_bytes
 
@@ -138,11 +149,10 @@ def musescore_engraving(xml: str, notes: list[Note], dpi: float) -> tuple[Engrav
     if not eng.systems:
         raise ValueError("MuseScore drew no staff systems")
     segments = _segments(spos)
-    seg_q = np.array([q for q, *_ in segments])
+    nearest = _nearest(np.array([q for q, *_ in segments]), np.array([note.on for note in notes]))
     matched = 0
-    for note in notes:
-        k = int(np.argmin(np.abs(seg_q - note.on))) if len(seg_q) else -1
-        if k < 0 or abs(seg_q[k] - note.on) > Q_TOLERANCE:
+    for note, k in zip(notes, nearest, strict=True):
+        if k < 0:
             continue
         _, page, x, y = segments[k]
         candidates = [i for i, (p, _) in enumerate(tops) if p == page]
