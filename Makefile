@@ -13,7 +13,7 @@ APT_DATA_PACKAGES := musescore3  # engraves a share of the training pieces (mode
 APT_BENCH_PACKAGES := musescore3 lilypond  # system detection on other engravers' PDFs (`eval systems --engraver`)
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install system-deps test lint demo data train corpus-library eval bench bench-runtime docker-smoke clean
+.PHONY: install system-deps test lint demo data train weights corpus-library eval bench bench-runtime docker-smoke clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -54,6 +54,11 @@ data: install
 
 train: install
 	$(VENV)/bin/sheetid train
+
+# The shipped weights' recipe from scratch, on CPU: the long hinge run's 23 epochs of 200 steps (about
+# 5.5 h on 2 cores; model/MODEL.md, step 7). Writes runs/weights/ (copy sheetid.pt over the shipped file).
+weights: data
+	$(VENV)/bin/sheetid train --out runs/weights/sheetid.pt --minutes 600 --max-epochs 23 --steps-per-epoch 200 --set loss=hinge
 
 # Every corpus PDF indexed through the real path: the library the benchmarks query (resumable).
 corpus-library: EXTRA_APT += $(APT_DATA_PACKAGES)
