@@ -141,8 +141,9 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
         save_pdf(eng.pages, pdf, meta["title"], spec.composer)
     else:  # the engraver's own PDF, written atomically like save_pdf's
         pdf.parent.mkdir(parents=True, exist_ok=True)
-        pdf.with_suffix(".tmp.pdf").write_bytes(engraver_pdf)
-        pdf.with_suffix(".tmp.pdf").replace(pdf)
+        tmp = pdf.with_suffix(".tmp.pdf")
+        tmp.write_bytes(engraver_pdf)
+        tmp.replace(pdf)
     ds.save_record(rec, root)
     renditions = [{"font": r.font, "bpm": r.bpm} for r in rec.renditions]
     return dict(rec.meta, split=split, composer=spec.composer, renditions=renditions,
