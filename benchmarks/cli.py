@@ -76,6 +76,20 @@ def eval_identify(
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 
+@eval_app.command("robust-factors")
+def eval_robust_factors(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    match_level: Annotated[bool, typer.Option(help="scale every rendition to the clean one's RMS")] = False,
+) -> None:
+    """Validation pieces played with one robust change at a time (room, synthesizer, tempo, pedal): top-1
+    of whole recordings per condition, to see which change costs what."""
+    from benchmarks.robust_factors import evaluate_factors
+    from indexer.library import open_library
+
+    typer.echo(json.dumps(evaluate_factors(open_library(library), dataset, match_level, log=_log)))
+
+
 @eval_app.command("robust-queries")
 def eval_robust_queries(
     split: Annotated[str, typer.Option(help="validation | test (test and test-chorales pieces)")] = "validation",
@@ -144,6 +158,8 @@ def eval_align(
     split: Annotated[str, typer.Option(help="test | validation (tune penalties on validation)")] = "test",
     penalty: Annotated[list[str] | None, typer.Option(help="JUMP,START,END[,HUBS] penalties of the jump-aware "
                                                       "alignment; repeat to compare several")] = None,
+    sheet_hop: Annotated[int | None, typer.Option(help="strip px between the cost matrix's sheet columns "
+                                                  "(default: the service's)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Median alignment error (page widths) and right-system share, global DTW beside the jump-aware
@@ -156,7 +172,10 @@ def eval_align(
         grid = [Penalties(*(float(v) for v in p.split(","))) for p in penalty or []]
     except (TypeError, ValueError):
         raise typer.BadParameter("--penalty is three or four numbers: JUMP,START,END[,HUBS]") from None
-    result = evaluate_align(open_library(library), dataset, split, grid or None, log=_log)
+    from service.align import ALIGN_SHEET_HOP
+
+    result = evaluate_align(open_library(library), dataset, split, grid or None,
+                            sheet_hop=sheet_hop or ALIGN_SHEET_HOP, log=_log)  # fmt: skip
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 
