@@ -24,6 +24,7 @@ from sqlalchemy import delete, func, select, update
 
 from indexer import generation
 from indexer.embed import embed_pages
+from indexer.errors import NotIndexed
 from indexer.job_queue import JobQueue
 from indexer.pdf import inspect_pdf, rasterise
 from indexer.settings import Settings, get_settings
@@ -42,7 +43,7 @@ from indexer.store import (
 )
 from indexer.vector_store import VectorStore, open_vector_store
 from model import checkpoint
-from model.audio import spectrogram
+from model.audio import at_level, spectrogram
 from model.embed import EMBED_DIM, embed_spectrogram
 
 if TYPE_CHECKING:
@@ -262,11 +263,10 @@ class Library:
         with self.Session() as s:
             todo = list(s.scalars(select(Piece.id).where(Piece.status != Status.pending)))
         for n, pid in enumerate(todo):
-            with self.Session() as s:
-                piece = s.get(Piece, pid)
-                if piece is None:
-                    continue
-                pages = [np.asarray(Image.open(self.settings.data_dir / p.image).convert("L")) for p in piece.page_rows]
+            try:
+                pages = self.page_images(pid)
+            except NotIndexed:  # removed since the list was read
+                continue
             score = embed_pages(self.model, pages, self.settings.snippet_hop, self.device)
             with self.write_lock:
                 with self.Session.begin() as s:
@@ -290,7 +290,10 @@ class Library:
     # ---- queries ----------------------------------------------------------------------------------
     def embed_recording(self, wave: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
         """(excerpt centre frames, unit vectors) of a mono 22.05 kHz recording, with the library's model."""
-        return embed_spectrogram(self.model, spectrogram(wave), hop_frames, self.device)
+        spec = spectrogram(wave)
+        if self.model.cfg.audio_level is not None:  # a recording's loudness says nothing about the piece
+            spec = at_level(spec, self.model.cfg.audio_level)
+        return embed_spectrogram(self.model, spec, hop_frames, self.device)
 
     def piece_sizes(self) -> np.ndarray:
         """Indexed snippets per piece id (index = piece id), including pieces other processes indexed.
@@ -325,6 +328,23 @@ class Library:
             boxes=np.array([r[4:8] for r in rows], np.float64).reshape(-1, 4),
             vectors=vectors_from([r[8] for r in rows]),
         )
+
+    def page_images(self, piece_id: int) -> list[np.ndarray]:
+        """The piece's pages as stored at indexing (flat-fielded and straightened), in page order."""
+        with self.Session() as s:
+            piece = s.get(Piece, piece_id)
+            paths = [self.settings.data_dir / p.image for p in piece.page_rows] if piece is not None else []
+        if not paths:
+            raise NotIndexed(f"piece {piece_id} has no stored pages")
+        return [np.asarray(Image.open(path).convert("L")) for path in paths]
+
+    def dense_snippets(self, piece_id: int, hop: int) -> PieceSnippets:
+        """The piece's snippets re-embedded from its stored pages on a `hop`-px grid (not indexed: ids −1),
+        for alignment, whose precision the indexed grid limits."""
+        score = embed_pages(self.model, self.page_images(piece_id), hop, self.device)
+        return PieceSnippets(ids=np.full(len(score.centres), -1, np.int64), strip_x=score.centres.astype(np.float64),
+                             page=score.pages.astype(np.int64) + 1, system=score.systems.astype(np.int64),
+                             boxes=score.boxes.astype(np.float64), vectors=score.vectors)  # fmt: skip
 
     def titles(self, piece_ids: list[int]) -> dict[int, tuple[str, str | None]]:
         """(title, composer) of each existing piece among `piece_ids`."""

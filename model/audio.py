@@ -69,3 +69,27 @@ def spectrogram(wave: np.ndarray) -> np.ndarray:
     return out
 
 
+# ---- input level ---------------------------------------------------------------------------------------
+# log10(1 + magnitude) is not scale invariant: the same music 20 dB louder (a phone recording normalised
+# to full scale, against FluidSynth's quiet output) gives other features. A checkpoint trained with level
+# scaling stores the median level of its training spectrograms (ModelConfig.audio_level), and every input,
+# in training and at query time, is scaled to it before embedding.
+ACTIVE_SHARE = 0.05  # a frame counts as sounding above this share of the 95th-percentile frame energy
+
+
+def spectrogram_level(spec: np.ndarray) -> float:
+    """Mean linear filterbank energy of the sounding frames of a log spectrogram (0 for silence)."""
+    energy = (np.power(10.0, spec.astype(np.float64)) - 1.0).sum(axis=1)
+    if energy.size == 0 or float(energy.max()) <= 0.0:
+        return 0.0
+    return float(energy[energy > ACTIVE_SHARE * np.percentile(energy, 95)].mean())
+
+
+def at_level(spec: np.ndarray, level: float) -> np.ndarray:
+    """The log spectrogram of the same signal scaled so that spectrogram_level gives `level`: scaling a
+    waveform scales its filterbank magnitudes by the same factor, so this is exact. Silence stays silent."""
+    now = spectrogram_level(spec)
+    if now <= 0.0:
+        return spec
+    lin = np.power(10.0, spec.astype(np.float64)) - 1.0
+    return np.log10(1.0 + np.maximum(lin, 0.0) * (level / now)).astype(np.float32)

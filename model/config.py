@@ -30,6 +30,9 @@ class ModelConfig:
     # layers agreed only to a median cosine of 0.981–0.989 on test strips (audio: 0.985 on an early model).
     sheet_context_cols: int = 2
     audio_context_cols: int = 2
+    # Median spectrogram level (model/audio.py spectrogram_level) of the training renditions; inputs are
+    # scaled to it before embedding. None: a checkpoint trained on raw levels, inputs are not scaled.
+    audio_level: float | None = None
     cca_reg: float = 1e-3  # ridge added to covariances before whitening
     cca_momentum: float = 0.05  # running-statistics update rate while training
 
@@ -89,9 +92,16 @@ class TrainConfig:
     shift_y: float = 2.5  # ± px vertical system translation
     shift_x: float = 4.0  # ± px horizontal note translation (indexed windows sit every 16 px: ≤ 8 px off a note)
     onset_jitter: int = 1  # ± spectrogram frames around the onset
-    gain_db: float = 6.0  # ± dB level change
+    level_inputs: bool = True  # scale every spectrogram to the training median (ModelConfig.audio_level)
+    gain_db: float = 6.0  # ± dB level change (after level scaling)
     noise_prob: float = 0.5  # share of excerpts that get additive noise
     eq_prob: float = 0.5  # share of excerpts that get a random smooth EQ curve and reverb tail
+    eq_db: float = 6.0  # peak gain of the EQ curve, ± dB
+    tail_decay: tuple[float, float] = (0.2, 0.6)  # reverb / pedal tail: per-frame decay factor range
+    # Another instrument voicing: copies of the excerpt shifted up by the 2nd–4th partials' intervals are
+    # added with random weights, so the network cannot lean on one piano's balance of partials.
+    timbre_prob: float = 0.0
+    timbre_gain: float = 0.5  # largest weight of an added partial copy
     stretch: tuple[float, float] = (0.8, 1.25)  # local tempo change: excerpt time-stretch factor range
     scan_prob: float = 0.5  # share of snippets degraded like a scan (rotation, blur, noise, line weight)
     rotate_deg: float = 1.0  # ± degrees of rotation for scan-like snippets

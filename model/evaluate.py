@@ -51,7 +51,8 @@ def retrieval_metrics(queries: torch.Tensor, candidates: torch.Tensor) -> dict[s
 
 def evaluate_snippets(model: SheetAudioNet, dataset: Path, split: str = "test") -> dict:
     """Both retrieval directions over every onset of `split` (unseen SoundFont, 120 bpm)."""
-    pairs = PairIndex.build(load_split(dataset, split, EVAL_SPLITS), first_rendition_only=True)
+    pairs = PairIndex.build(load_split(dataset, split, EVAL_SPLITS), first_rendition_only=True,
+                            level=model.cfg.audio_level)  # fmt: skip
     x, y = embed_pairs(model, pairs)
     return {
         "candidates": len(pairs),

@@ -5,12 +5,13 @@ Kept apart from the training loop so evaluation cuts un-augmented pairs with exa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from model.audio import BANDS_PER_OCTAVE, at_level, spectrogram_level
 from model.config import ModelConfig, TrainConfig
 from model.data.dataset import PieceRecord
 from model.embed import crop_windows
@@ -29,7 +30,12 @@ class PairIndex:
     frame: np.ndarray  # (N,) spectrogram frame of the onset
 
     @classmethod
-    def build(cls, records: list[PieceRecord], first_rendition_only: bool = False) -> PairIndex:
+    def build(cls, records: list[PieceRecord], first_rendition_only: bool = False,
+              level: float | None = None) -> PairIndex:  # fmt: skip
+        """Every pair of the records; with `level`, each rendition's spectrogram scaled to it first."""
+        if level is not None:
+            records = [replace(r, renditions=[replace(k, spec=at_level(k.spec, level)) for k in r.renditions])
+                       for r in records]  # fmt: skip
         rows: list[np.ndarray] = []
         for p, rec in enumerate(records):
             for k, rend in enumerate(rec.renditions[:1] if first_rendition_only else rec.renditions):
@@ -44,6 +50,11 @@ class PairIndex:
 
     def subset(self, idx: np.ndarray) -> PairIndex:
         return PairIndex(self.records, self.piece[idx], self.rendition[idx], self.onset[idx], self.frame[idx])
+
+
+def median_level(records: list[PieceRecord]) -> float:
+    """The median spectrogram level over every rendition: the level a checkpoint scales its inputs to."""
+    return float(np.median([spectrogram_level(k.spec) for r in records for k in r.renditions]))
 
 
 def sheet_batch(pairs: PairIndex, idx: np.ndarray, model: ModelConfig, cfg: TrainConfig | None,
@@ -127,17 +138,25 @@ def audio_batch(pairs: PairIndex, idx: np.ndarray, model: ModelConfig, cfg: Trai
 
 
 def _augment_audio(spec: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
-    """Gain, smooth EQ + reverb tail, and additive noise, applied to 10^spec − 1 (linear magnitudes)."""
+    """Partials of another voicing, gain, smooth EQ + reverb tail, and additive noise, applied to
+    10^spec − 1 (linear magnitudes)."""
     n, bins, frames = spec.shape
     lin = np.power(10.0, spec) - 1.0
+    timbre_mask = np.flatnonzero(rng.random(n) < cfg.timbre_prob)
+    if timbre_mask.size:
+        source = lin[timbre_mask]
+        for partial in (2, 3, 4):  # 16 bins per octave: the k-th partial sits 16·log2(k) bins up
+            up = int(round(BANDS_PER_OCTAVE * np.log2(partial)))
+            weight = rng.uniform(0.0, cfg.timbre_gain, size=(len(timbre_mask), 1, 1))
+            lin[timbre_mask, up:] += weight * source[:, :-up]
     lin *= 10.0 ** (rng.uniform(-cfg.gain_db, cfg.gain_db, size=(n, 1, 1)) / 20.0)
     eq_mask = np.asarray(rng.random(n) < cfg.eq_prob)
     if eq_mask.any():
         k = np.arange(bins) / bins
         phase, freq = rng.uniform(0, 2 * np.pi, size=(n, 1)), rng.uniform(0.5, 2.0, size=(n, 1))
-        curve_db = rng.uniform(0, 6, size=(n, 1)) * np.sin(2 * np.pi * freq * k[None, :] + phase)
+        curve_db = rng.uniform(0, cfg.eq_db, size=(n, 1)) * np.sin(2 * np.pi * freq * k[None, :] + phase)
         lin[eq_mask] *= (10.0 ** (curve_db / 20.0))[eq_mask, :, None]
-        decay = np.asarray(rng.uniform(0.2, 0.6, size=n))[eq_mask, None]
+        decay = np.asarray(rng.uniform(*cfg.tail_decay, size=n))[eq_mask, None]
         tail = lin[eq_mask].copy()
         for t in range(1, frames):  # one-pole reverb tail along time
             tail[:, :, t] = np.maximum(tail[:, :, t], decay * tail[:, :, t - 1])

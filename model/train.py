@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from model.config import TrainConfig
 from model.data.dataset import load_split
 from model.evaluate import embed_pairs, retrieval_metrics
 from model.nets import SheetAudioNet, infonce_loss, ranking_loss
-from model.pairs import PairIndex, audio_batch, sheet_batch
+from model.pairs import PairIndex, audio_batch, median_level, sheet_batch
 
 TRAINING_SPLITS = ("train", "validation")  # the only splits training and tuning may read
 
@@ -59,8 +59,13 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
 
     # data: training pairs (all renditions) and a fixed validation subset (unseen font, 120 bpm)
     root = Path(cfg.dataset)
-    train_pairs = PairIndex.build(load_split(root, "train", TRAINING_SPLITS))
-    val_all = PairIndex.build(load_split(root, "validation", TRAINING_SPLITS), first_rendition_only=True)
+    train_records = load_split(root, "train", TRAINING_SPLITS)
+    if cfg.level_inputs:  # derived from the data, stored in the checkpoint, applied to every input
+        cfg = replace(cfg, model=replace(cfg.model, audio_level=round(median_level(train_records), 3)))
+        log(f"inputs scaled to spectrogram level {cfg.model.audio_level}")
+    level = cfg.model.audio_level
+    train_pairs = PairIndex.build(train_records, level=level)
+    val_all = PairIndex.build(load_split(root, "validation", TRAINING_SPLITS), first_rendition_only=True, level=level)
     val_pairs = val_all.subset(np.sort(rng.choice(len(val_all), min(cfg.val_pairs, len(val_all)), replace=False)))
     log(f"train pairs {len(train_pairs)} from {len(train_pairs.records)} pieces; "
         f"validation queries {len(val_pairs)} of {len(val_all)}")  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.audio import N_BINS, SAMPLE_RATE, spectrogram
+from model.audio import N_BINS, SAMPLE_RATE, at_level, spectrogram, spectrogram_level
 from model.embed import crop_windows
 
 
@@ -80,3 +80,22 @@ def test_uploads_decode_wav_flac_ogg_and_mp3() -> None:
         wave = decode_audio(buf.getvalue(), Settings())
         assert wave.ndim == 1 and abs(len(wave) - 3 * 22050) < 2000, fmt  # mono at the model rate
         assert 0.25 < float(np.abs(wave).max()) < 0.36, fmt
+
+
+def _phrase(gain: float) -> np.ndarray:
+    """Two seconds of a decaying A4 with a pause, at a given gain."""
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
+    return (gain * np.sin(2 * np.pi * 440 * t) * np.exp(-3 * (t % 1)) * (t % 1 < 0.6)).astype(np.float32)
+
+
+def test_a_louder_recording_gives_the_same_input_once_levelled() -> None:
+    quiet, loud = spectrogram(_phrase(0.01)), spectrogram(_phrase(0.9))  # 39 dB apart
+    assert np.abs(quiet - loud).max() > 0.5  # log10(1 + x) alone is not scale invariant
+    np.testing.assert_allclose(at_level(loud, 30.0), at_level(quiet, 30.0), rtol=1e-4, atol=1e-5)
+    assert abs(spectrogram_level(at_level(loud, 30.0)) - 30.0) < 1e-3
+
+
+def test_levelling_leaves_silence_silent() -> None:
+    silence = spectrogram(np.zeros(SAMPLE_RATE, dtype=np.float32))
+    assert spectrogram_level(silence) == 0.0
+    np.testing.assert_array_equal(at_level(silence, 30.0), silence)

@@ -104,6 +104,34 @@ def test_augmented_batches_keep_shapes(dataset: Path) -> None:
     assert float(a_aug.min()) >= 0.0
 
 
+def test_pairs_built_at_a_level_see_every_rendition_at_that_level(dataset: Path) -> None:
+    from dataclasses import replace
+
+    from model.audio import spectrogram_level
+
+    rec = ds.load_record(dataset / ds.PIECES_DIR / "bach__bwv66.6.npz")
+    louder = replace(rec, renditions=[replace(k, spec=np.log10(1 + 100 * (10**k.spec - 1))) for k in rec.renditions])
+    for r in (rec, louder):
+        levelled = PairIndex.build([r], level=25.0)
+        assert [round(spectrogram_level(k.spec), 3) for k in levelled.records[0].renditions] == [25.0] * len(
+            r.renditions
+        )
+    assert rec.renditions[0].spec is not PairIndex.build([rec], level=25.0).records[0].renditions[0].spec
+
+
+def test_timbre_augmentation_adds_partials_above_a_tone() -> None:
+    from model.pairs import _augment_audio
+
+    spec = np.zeros((1, 92, 10), dtype=np.float32)
+    spec[0, 20] = 1.0  # one band sounding
+    quiet = TrainConfig(gain_db=0.0, eq_prob=0.0, noise_prob=0.0)
+    np.testing.assert_allclose(_augment_audio(spec, quiet, np.random.default_rng(0)), spec, atol=1e-6)
+    voiced = _augment_audio(spec, TrainConfig(gain_db=0.0, eq_prob=0.0, noise_prob=0.0, timbre_prob=1.0),
+                            np.random.default_rng(0))  # fmt: skip
+    grown = set(np.flatnonzero(voiced[0, :, 0] > 1e-6))
+    assert grown <= {20, 36, 45, 52} and len(grown) > 1  # octave, twelfth and double octave: 16·log2(k) bins up
+
+
 def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path: Path) -> None:
     torch.manual_seed(1)
     net = SheetAudioNet(ModelConfig())
