@@ -18,6 +18,10 @@ from model.audio import FPS, SAMPLE_RATE
 
 ALIGN_HOP_FRAMES = 2  # excerpt hop for alignment: 0.1 s resolution
 SUBSEQ_RATIO = 0.6  # recordings shorter than this share of the score's expected length use subsequence DTW
+# Sheet grid of the cost matrix's columns, strip px. The index holds a snippet every 16 px (enough to
+# vote); the alignment re-embeds the piece's pages every 8 px, which cut the median plain-DTW error on
+# validation strips from 22 to 15 px (runs at 4 px were no better) - see `sheetid eval align --sheet-hop`.
+ALIGN_SHEET_HOP = 8
 STRIP_PX_PER_SECOND = 75.0  # rough engraving density (model-scale strip px per second at 120 bpm)
 
 
@@ -57,11 +61,15 @@ def dtw_path(cost: np.ndarray, subsequence: bool) -> np.ndarray:
     return np.asarray(wp[::-1])
 
 
-def cost_matrix(library: Library, piece_id: int, wave: np.ndarray) -> tuple[np.ndarray, PieceSnippets, np.ndarray]:
-    """(audio excerpt centre frames, the piece's snippets, cosine distances excerpts × snippets)."""
+def cost_matrix(library: Library, piece_id: int, wave: np.ndarray,
+                sheet_hop: int = ALIGN_SHEET_HOP) -> tuple[np.ndarray, PieceSnippets, np.ndarray]:  # fmt: skip
+    """(audio excerpt centre frames, the piece's snippets every `sheet_hop` px, cosine distances excerpts ×
+    snippets). On the index's own grid the stored vectors are used, on another the pages are re-embedded."""
     snippets = library.piece_snippets(piece_id)
     if len(snippets.ids) == 0:
         raise NotIndexed(f"piece {piece_id} has no snippets for model {library.model_version}")
+    if sheet_hop != library.settings.snippet_hop:
+        snippets = library.dense_snippets(piece_id, sheet_hop)
     centres, vectors = library.embed_recording(wave, ALIGN_HOP_FRAMES)
     if len(vectors) == 0:
         raise BadAudio("the recording is too short to align")

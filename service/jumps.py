@@ -26,10 +26,13 @@ from service.align import AlignedJump, Alignment, cost_matrix, dtw_path, points_
 # Penalties in units of summed cosine distance (one cell of the cost matrix costs 0–2). Chosen on the
 # validation split (`sheetid eval align --split validation --penalty ...`, old embedding, 7 pieces, 5 with
 # repeats): of 8/4/4, 30/8/8, 60/15/15, 100/30/30 and 200/60/60, 30/8/8 had the lowest error on renditions
-# with repeats (0.032 page widths against 0.094 for 60/15/15; global DTW 0.224). Retune with a new model.
+# with repeats (0.032 page widths against 0.094 for 60/15/15; global DTW 0.224). With the sheet columns
+# every 8 px instead of 16 (service/align.py ALIGN_SHEET_HOP) a path walks twice as many cells, and of 13
+# settings on validation (`sheetid eval align --split validation --sheet-hop 8 --penalty ...`) start and end
+# at 16 gave mid-piece excerpts the best figures with repeats unchanged. Retune with a new model.
 JUMP_PENALTY = 30.0  # a jump must save this much cost over the path without it
-START_PENALTY = 8.0  # starting after the score's first snippet (a recording that begins mid-piece)
-END_PENALTY = 8.0  # ending before the score's last snippet
+START_PENALTY = 16.0  # starting after the score's first snippet (a recording that begins mid-piece)
+END_PENALTY = 16.0  # ending before the score's last snippet
 
 DIAGONAL, DOWN, JUMP, RIGHT, START = range(5)  # how the path entered a cell
 
