@@ -96,11 +96,13 @@ class TrainConfig:
     gain_db: float = 6.0  # ± dB level change (after level scaling)
     noise_prob: float = 0.5  # share of excerpts that get additive noise
     eq_prob: float = 0.5  # share of excerpts that get a random smooth EQ curve and reverb tail
-    eq_db: float = 6.0  # peak gain of the EQ curve, ± dB
-    tail_decay: tuple[float, float] = (0.2, 0.6)  # reverb / pedal tail: per-frame decay factor range
+    # The shipped weights' last stage (MODEL.md step 10) used these three; the long run before it had
+    # eq_db 6, tail_decay (0.2, 0.6), timbre_prob 0 and level_inputs False (`make weights` runs both).
+    eq_db: float = 10.0  # peak gain of the EQ curve, ± dB
+    tail_decay: tuple[float, float] = (0.2, 0.85)  # reverb / pedal tail: per-frame decay factor range
     # Another instrument voicing: copies of the excerpt shifted up by the 2nd–4th partials' intervals are
     # added with random weights, so the network cannot lean on one piano's balance of partials.
-    timbre_prob: float = 0.0
+    timbre_prob: float = 0.5
     timbre_gain: float = 0.5  # largest weight of an added partial copy
     stretch: tuple[float, float] = (0.8, 1.25)  # local tempo change: excerpt time-stretch factor range
     scan_prob: float = 0.5  # share of snippets degraded like a scan (rotation, blur, noise, line weight)
