@@ -70,3 +70,17 @@ def test_the_aligned_position_moves_between_snippets_instead_of_jumping_from_one
         assert (p.box[0] + p.box[2]) / 2 == p.x
     inside = [p for p in points if p.system == 0 and 64 < p.strip_x < 96]
     assert any(p.box[0] not in (100.0, 116.0, 132.0) for p in inside)  # slides between two snippets' boxes
+
+
+def test_the_finer_alignment_grid_contains_the_indexed_snippets(two_page: tuple[Library, int, Path]) -> None:
+    # the alignment re-embeds stored pages: on the index's grid that must give back exactly what was indexed
+    library, piece, _ = two_page
+    stored = library.piece_snippets(piece)
+    again = library.dense_snippets(piece, library.settings.snippet_hop)
+    np.testing.assert_array_equal(again.strip_x, stored.strip_x)
+    np.testing.assert_array_equal(again.page, stored.page)
+    assert float(np.min(np.sum(again.vectors * stored.vectors, axis=1))) > 0.9999
+    fine = library.dense_snippets(piece, library.settings.snippet_hop // 2)
+    assert set(stored.strip_x) <= set(fine.strip_x) and len(fine.strip_x) >= 2 * len(stored.strip_x) - 2 * len(
+        set(stored.system)
+    )
