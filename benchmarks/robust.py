@@ -100,6 +100,17 @@ def tempo_map(end: float, perf: Performance, rng: np.random.Generator) -> tuple[
     return q, np.concatenate([[0.0], np.cumsum(steps)])
 
 
+def bars_before(bars: Sequence[float], end: float) -> np.ndarray:
+    """The bar lines (quarters) before the piece's end; a piece without any has one at 0."""
+    return np.array(sorted(b for b in bars if b < end) or [0.0])
+
+
+def warp(notes: Sequence[Note], q: np.ndarray, seconds: np.ndarray) -> list[Note]:
+    """The notes timed in seconds through a tempo map (quarter grid, seconds at each grid point)."""
+    return [Note(n.id, n.pitch, float(np.interp(n.on, q, seconds)), float(np.interp(n.off, q, seconds)))
+            for n in notes]  # fmt: skip
+
+
 def bar_velocities(notes: Sequence[Note], bars: np.ndarray, rng: np.random.Generator) -> list[int]:
     """A random walk of dynamics from bar to bar, a small accent on downbeats, jitter per note."""
     level = np.clip(rng.uniform(55, 90) + np.cumsum(rng.normal(0, 6, len(bars))), 35, 110)
@@ -163,10 +174,9 @@ def perform(notes: Sequence[Note], bars: Sequence[float], piece: str) -> tuple[n
     rng = piece_rng(piece)
     perf = draw_performance(rng)
     end = max(n.off for n in notes)
-    bar_q = np.array(sorted(b for b in bars if b < end) or [0.0])
+    bar_q = bars_before(bars, end)
     q, seconds = tempo_map(end, perf, rng)
-    timed = [Note(n.id, n.pitch, float(np.interp(n.on, q, seconds)), float(np.interp(n.off, q, seconds)))
-             for n in notes]  # fmt: skip
+    timed = warp(notes, q, seconds)
     played = float(seconds[-1])
     pedal = pedal_spans(np.interp(bar_q, q, seconds), played, perf.pedal_share, rng)
     dry = timidity(timed, bar_velocities(notes, bar_q, rng), pedal)

@@ -28,7 +28,6 @@ from benchmarks.dataset_library import index_dataset, read_recording
 from benchmarks.identify import rank_of
 from indexer.library import Library
 from model.data import dataset as ds
-from model.data.engrave import Note
 from service.identify import identify
 
 CONDITIONS = ("clean", "room", "other-synth", "other-synth+tempo", "other-synth+pedal", "robust")
@@ -48,10 +47,8 @@ def renditions(dataset: Path, pid: str, robust_file: Path) -> dict[str, np.ndarr
     perf = rb.draw_performance(rng)
     end = max(n.off for n in notes)
     q, seconds = rb.tempo_map(end, perf, rng)
-    steady = [Note(n.id, n.pitch, n.on * STEADY_SECONDS_PER_QUARTER, n.off * STEADY_SECONDS_PER_QUARTER)
-              for n in notes]  # fmt: skip
-    drifting = [Note(n.id, n.pitch, float(np.interp(n.on, q, seconds)), float(np.interp(n.off, q, seconds)))
-                for n in notes]  # fmt: skip
+    steady = rb.warp(notes, np.array([0.0, end]), np.array([0.0, end * STEADY_SECONDS_PER_QUARTER]))
+    drifting = rb.warp(notes, q, seconds)
     fixed = [FIXED_VELOCITY] * len(notes)
     clean = read_recording(dataset, pid)
     return {
@@ -66,9 +63,8 @@ def renditions(dataset: Path, pid: str, robust_file: Path) -> dict[str, np.ndarr
 
 def _steady_pedal(pid: str, bars: list[float], end_quarters: float, share: float) -> list[tuple[float, float]]:
     """The pedal held through `share` of the bars (seeded), at the steady tempo."""
-    bar_q = np.array(sorted(b for b in bars if b < end_quarters) or [0.0])
-    return rb.pedal_spans(bar_q * STEADY_SECONDS_PER_QUARTER, end_quarters * STEADY_SECONDS_PER_QUARTER, share,
-                          rb.piece_rng("pedal:" + pid))  # fmt: skip
+    bar_seconds = rb.bars_before(bars, end_quarters) * STEADY_SECONDS_PER_QUARTER
+    return rb.pedal_spans(bar_seconds, end_quarters * STEADY_SECONDS_PER_QUARTER, share, rb.piece_rng("pedal:" + pid))
 
 
 def evaluate_factors(library: Library, dataset: Path, match_level: bool = False,

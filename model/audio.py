@@ -77,19 +77,28 @@ def spectrogram(wave: np.ndarray) -> np.ndarray:
 ACTIVE_SHARE = 0.05  # a frame counts as sounding above this share of the 95th-percentile frame energy
 
 
-def spectrogram_level(spec: np.ndarray) -> float:
-    """Mean linear filterbank energy of the sounding frames of a log spectrogram (0 for silence)."""
-    energy = (np.power(10.0, spec.astype(np.float64)) - 1.0).sum(axis=1)
+def _magnitudes(spec: np.ndarray) -> np.ndarray:
+    """The linear filterbank magnitudes behind a log10(1 + x) spectrogram."""
+    return np.power(10.0, spec.astype(np.float64)) - 1.0
+
+
+def _level(lin: np.ndarray) -> float:
+    energy = lin.sum(axis=1)
     if energy.size == 0 or float(energy.max()) <= 0.0:
         return 0.0
     return float(energy[energy > ACTIVE_SHARE * np.percentile(energy, 95)].mean())
 
 
+def spectrogram_level(spec: np.ndarray) -> float:
+    """Mean linear filterbank energy of the sounding frames of a log spectrogram (0 for silence)."""
+    return _level(_magnitudes(spec))
+
+
 def at_level(spec: np.ndarray, level: float) -> np.ndarray:
     """The log spectrogram of the same signal scaled so that spectrogram_level gives `level`: scaling a
     waveform scales its filterbank magnitudes by the same factor, so this is exact. Silence stays silent."""
-    now = spectrogram_level(spec)
+    lin = _magnitudes(spec)
+    now = _level(lin)
     if now <= 0.0:
         return spec
-    lin = np.power(10.0, spec.astype(np.float64)) - 1.0
     return np.log10(1.0 + np.maximum(lin, 0.0) * (level / now)).astype(np.float32)
