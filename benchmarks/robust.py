@@ -138,7 +138,8 @@ def timidity(notes: Sequence[Note], note_velocities: Sequence[int], pedal: Seque
 
     with tempfile.TemporaryDirectory() as tmp:
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
-        write_midi(notes, 60.0, mid, note_velocities=note_velocities, pedal=pedal)  # at 60 bpm a quarter is 1 s
+        # at 60 bpm a quarter is 1 s; one key per pitch, or timidity holds doubled unisons for ever
+        write_midi(notes, 60.0, mid, note_velocities=note_velocities, pedal=pedal, one_key=True)
         # timidity's own reverb and chorus stay off: the room is ours, drawn per piece
         subprocess.run(["timidity", "-c", FREEPATS_CONFIG, "-EFreverb=d", "-EFchorus=d",
                         "-OwM", "-s", str(SAMPLE_RATE), "-o", str(wav), str(mid)],

@@ -85,3 +85,20 @@ def test_robust_build_of_a_validation_piece(dataset: Path, tmp_path: Path) -> No
     assert rebuilt["pieces"][VAL_PIECE]["seconds"] == entry["seconds"]
     assert np.array_equal(sf.read(tmp_path / "again" / "validation" / entry["file"], dtype="int16")[0],
                           sf.read(tmp_path / "validation" / entry["file"], dtype="int16")[0])  # fmt: skip
+
+
+def test_timidity_releases_doubled_and_restruck_keys() -> None:
+    """Two voices in unison and a voice re-striking a held key: every key is silent once its notes end
+    (with two note-ons and one note-off, timidity kept such voices sounding to the end of the piece)."""
+    from benchmarks.robust import timidity
+    from model.data.engrave import Note
+
+    notes = [Note("unison-long", 60, 0.0, 1.0), Note("unison-short", 60, 0.0, 0.5),
+             Note("held", 64, 0.0, 2.0), Note("restruck", 64, 1.0, 1.5),
+             Note("last", 72, 6.0, 6.5)]  # fmt: skip
+    wave = timidity(notes, [80] * len(notes), [])
+
+    def rms(start: float, end: float) -> float:
+        return float(np.sqrt(np.mean(wave[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)] ** 2)))
+
+    assert 20 * np.log10(rms(3.5, 5.5) / rms(0.0, 2.0) + 1e-12) < -40.0

@@ -41,11 +41,18 @@ SUSTAIN = 64  # MIDI controller number of the sustain pedal
 
 def write_midi(notes: Sequence[Note], bpm: float, path: Path, vary_velocity: bool = False,
                note_velocities: Sequence[int] | None = None,
-               pedal: Sequence[tuple[float, float]] = ()) -> None:  # fmt: skip
+               pedal: Sequence[tuple[float, float]] = (), one_key: bool = False) -> None:  # fmt: skip
     """Type-0 MIDI, program 0 (piano) on channel 0; the onset of a note is its quarter position · 60/bpm.
 
     `note_velocities` (one per note) replaces the built-in velocities; `pedal` lists (down, up) quarter
-    positions of the sustain pedal (CC64)."""
+    positions of the sustain pedal (CC64).
+
+    Notes of one pitch that overlap (two voices in unison, a voice re-striking a held note) share one key,
+    which is released when the last of them ends. By default each of them still sends its note-on: FluidSynth
+    releases a key's old voice at a new note-on, and the dataset's renditions were built this way (unisons
+    struck together sound as two voices). `one_key=True` writes what a piano does: unisons struck together
+    are one strike, and a re-strike releases the key first. Synthesizers that stack voices per key need it
+    (timidity): with two note-ons and one note-off, a voice sounds until the end of the piece."""
     import mido
 
     chosen = velocities(notes, vary_velocity) if note_velocities is None else list(note_velocities)
@@ -64,21 +71,26 @@ def write_midi(notes: Sequence[Note], bpm: float, path: Path, vary_velocity: boo
     track.append(mido.MetaMessage("set_tempo", tempo=int(round(60_000_000 / bpm)), time=0))
     track.append(mido.Message("program_change", program=0, channel=0, time=0))
     sounding: dict[int, int] = {}
+    struck_at: dict[int, int] = {}
     last = 0
     for tick, kind, pitch, velocity in events:
         if kind == PEDAL:
-            msg = mido.Message("control_change", control=pitch, value=velocity, time=tick - last)
+            track.append(mido.Message("control_change", control=pitch, value=velocity, time=tick - last))
         elif kind == NOTE_ON:
-            sounding[pitch] = sounding.get(pitch, 0) + 1
-            msg = mido.Message("note_on", note=pitch, velocity=velocity, time=tick - last)
+            held = sounding.get(pitch, 0)
+            sounding[pitch] = held + 1
+            if one_key and held:
+                if struck_at[pitch] == tick:
+                    continue  # a unison struck at this very tick: one key, one strike
+                track.append(mido.Message("note_off", note=pitch, velocity=0, time=tick - last))
+                last = tick
+            track.append(mido.Message("note_on", note=pitch, velocity=velocity, time=tick - last))
+            struck_at[pitch] = tick
         else:
-            # Overlapping notes of one pitch (two voices in unison) share one key: release it only once
-            # the last of them ends.
             sounding[pitch] -= 1
             if sounding[pitch] > 0:
                 continue
-            msg = mido.Message("note_off", note=pitch, velocity=0, time=tick - last)
-        track.append(msg)
+            track.append(mido.Message("note_off", note=pitch, velocity=0, time=tick - last))
         last = tick
     mid = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_QUARTER)
     mid.tracks.append(track)
