@@ -61,9 +61,9 @@ train: install
 # (copy sheetid.pt over the shipped file).
 weights: data
 	$(VENV)/bin/sheetid train --out runs/weights/long.pt --minutes 600 --max-epochs 23 --steps-per-epoch 200 --set loss=hinge \
-		--set level_inputs=False --set eq_db=6.0 --set "tail_decay=(0.2,0.6)" --set timbre_prob=0.0
+		--set renditions=3 --set level_inputs=False --set eq_db=6.0 --set "tail_decay=(0.2,0.6)" --set timbre_prob=0.0
 	$(VENV)/bin/sheetid train --out runs/weights/sheetid.pt --minutes 120 --max-epochs 5 --steps-per-epoch 200 --set loss=hinge \
-		--set init=runs/weights/long.pt
+		--set renditions=3 --set init=runs/weights/long.pt
 
 # Every corpus PDF indexed through the real path: the library the benchmarks query (resumable).
 corpus-library: EXTRA_APT += $(APT_DATA_PACKAGES)

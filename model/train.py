@@ -60,6 +60,8 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
     # data: training pairs (all renditions) and a fixed validation subset (unseen font, 120 bpm)
     root = Path(cfg.dataset)
     train_records = load_split(root, "train", TRAINING_SPLITS)
+    if cfg.renditions is not None:
+        train_records = [replace(r, renditions=r.renditions[: cfg.renditions]) for r in train_records]
     if cfg.level_inputs:  # derived from the data, stored in the checkpoint, applied to every input
         cfg = replace(cfg, model=replace(cfg.model, audio_level=round(median_level(train_records), 3)))
         log(f"inputs scaled to spectrogram level {cfg.model.audio_level}")

@@ -35,7 +35,7 @@ def test_strip_x_never_decreases_within_a_system(dataset: Path) -> None:
 
 def test_spectrogram_shapes_and_lengths(dataset: Path) -> None:
     for rec in _records(dataset):
-        assert len(rec.renditions) == (3 if rec.split == "train" else 1)
+        assert len(rec.renditions) == (5 if rec.split == "train" else 1)
         for r in rec.renditions:
             assert r.spec.ndim == 2 and r.spec.shape[1] == N_BINS
             # the last onset plus its note must fit inside the rendition
@@ -46,6 +46,22 @@ def test_spectrogram_shapes_and_lengths(dataset: Path) -> None:
         audio, sr = sf.read(dataset / ds.AUDIO_DIR / f"{ds.piece_key(pid)}.flac")
         assert sr == 22050
         assert rec.renditions[0].spec.shape[0] == n_frames(len(audio))
+
+
+def test_every_training_voice_sounds_at_the_recorded_onsets(dataset: Path) -> None:
+    """Each voice (three FluidSynth pianos, timidity, another keyboard instrument) starts notes where the
+    record says: the spectral flux at onset frames is well above its level between them."""
+    rec = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(TRAIN_PIECE)}.npz")
+    voices = [r.font for r in rec.renditions]
+    assert any(v.startswith("timidity/") for v in voices) and any("@" in v for v in voices), voices
+    for r in rec.renditions:
+        lin = np.power(10.0, r.spec) - 1.0
+        flux = np.concatenate([[0.0], np.maximum(np.diff(lin, axis=0), 0.0).sum(axis=1)])
+        onsets = r.onset_frames(rec.onset_q)
+        near = np.zeros(len(flux), dtype=bool)
+        for d in (-1, 0, 1):
+            near[np.clip(onsets + d, 0, len(flux) - 1)] = True
+        assert flux[near].mean() > 3 * flux[~near].mean(), r.font
 
 
 def test_training_crops_have_model_input_shapes(dataset: Path) -> None:

@@ -22,7 +22,7 @@ from model.data import dataset as ds
 from model.data.corpus import PieceSpec, load_splits, pieces_in, reduce_to_grand_staff, split_of, to_musicxml
 from model.data.engrave import MUSIC_FONTS, RASTER_SCALE, Engraving, engrave
 from model.data.musescore import musescore_engraving
-from model.data.synth import EVAL_FONT, TRAIN_FONTS, render
+from model.data.synth import EVAL_FONT, KEYBOARD_PROGRAMS, TIMIDITY_FONTS, TRAIN_FONTS, render
 from model.sheet import unroll
 
 TRAIN_TEMPO = (70.0, 150.0)  # bpm range of training renditions (paper §2.3 used 100–130; users play wider)
@@ -52,11 +52,17 @@ def _piece_rng(piece: str) -> random.Random:
 
 
 def renditions_for(piece: str, split: str) -> list[tuple[str, float]]:
-    """(font, bpm) per rendition: every training font at a seeded random tempo, or the unseen font."""
+    """(voice, bpm) per rendition (model/data/synth.py names voices): for a training piece every training
+    font as a FluidSynth piano, one font played by timidity and one as another keyboard instrument, each at
+    a seeded random tempo; for an evaluation piece the unseen font at EVAL_TEMPO."""
     if split != "train":
         return [(next(iter(EVAL_FONT)), EVAL_TEMPO)]
     rng = _piece_rng(piece)
-    return [(font, round(rng.uniform(*TRAIN_TEMPO), 1)) for font in TRAIN_FONTS]
+    plain = [(font, round(rng.uniform(*TRAIN_TEMPO), 1)) for font in TRAIN_FONTS]
+    # Drawn after the plain three, so their tempi stay those of builds from before these voices.
+    other = [f"timidity/{rng.choice(TIMIDITY_FONTS)}",
+             f"{rng.choice(list(TRAIN_FONTS))}@{rng.choice(KEYBOARD_PROGRAMS)}"]  # fmt: skip
+    return plain + [(voice, round(rng.uniform(*TRAIN_TEMPO), 1)) for voice in other]
 
 
 def music_font_for(piece: str, split: str) -> str:
@@ -150,8 +156,34 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
                 seconds=round(time.time() - t0, 2))
 
 
-def _worker(spec: PieceSpec, split: str, root: Path) -> tuple[str, dict | None, str | None]:
+def add_renditions(spec: PieceSpec, split: str, root: Path, summary: dict) -> dict:
+    """Render the renditions a built record lacks (one built before a voice was planned), keeping its
+    engraving; returns its updated summary. The notes are verovio's reading of the score, as in build_piece."""
+    t0 = time.time()
+    rec = ds.load_record(ds.record_path(root, spec.id))
+    have = {(r.font, r.bpm) for r in rec.renditions}
+    notes = engrave(score_xml(spec)[0], draw=False).notes
+    if not np.isin(rec.onset_q, [n.on for n in notes]).all():
+        raise ValueError("the score's notes no longer match the record's onsets: rebuild the piece")
+    for voice, bpm in renditions_for(spec.id, split):
+        if (voice, bpm) not in have:
+            wave = render(notes, bpm, voice, vary_velocity=split == "train")
+            rec.renditions.append(ds.Rendition(voice, bpm, spectrogram(wave)))
+    ds.save_record(rec, root)
+    return summary | {"renditions": [{"font": r.font, "bpm": r.bpm} for r in rec.renditions],
+                      "seconds": round(summary["seconds"] + time.time() - t0, 2)}  # fmt: skip
+
+
+def lacks_renditions(entry: dict, piece: str, split: str) -> bool:
+    """A built piece whose renditions are fewer than the build plans now."""
+    return {(r["font"], r["bpm"]) for r in entry["renditions"]} < set(renditions_for(piece, split))
+
+
+def _worker(spec: PieceSpec, split: str, root: Path,
+            summary: dict | None = None) -> tuple[str, dict | None, str | None]:  # fmt: skip
     try:
+        if summary is not None:
+            return spec.id, add_renditions(spec, split, root, summary), None
         return spec.id, build_piece(spec, split, root), None
     except Exception as exc:  # noqa: BLE001 - every failure is logged with its reason, never dropped
         reason = f"{type(exc).__name__}: {exc}".strip()
@@ -181,10 +213,15 @@ def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print
             or is_stale(manifest["pieces"][s.id], s.id, split_of(s.id, splits))]  # fmt: skip
     # Long pieces first, so the last worker does not idle behind one big quartet.
     todo.sort(key=lambda s: (s.kind != "quartet", s.kind != "with_piano", s.id))
+    todo_ids = {s.id for s in todo}
+    # Built pieces that only lack renditions planned since keep their engraving and get the new audio.
+    extend = [s for s in specs if s.id not in todo_ids
+              and lacks_renditions(manifest["pieces"][s.id], s.id, split_of(s.id, splits))]  # fmt: skip
     t0 = time.time()
     with worker_pool(workers) as pool:
         futures = [pool.submit(_worker, s, split_of(s.id, splits), root) for s in todo]
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="pieces", unit="piece"):
+        futures += [pool.submit(_worker, s, split_of(s.id, splits), root, manifest["pieces"][s.id]) for s in extend]
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="pieces", unit="piece", mininterval=10):
             pid, summary, error = fut.result()
             if summary is not None:
                 manifest["pieces"][pid] = summary

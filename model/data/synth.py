@@ -1,4 +1,10 @@
-"""Render sounding notes to audio: a piano MIDI file at a fixed quarter-note tempo, then FluidSynth."""
+"""Render sounding notes to audio: a MIDI file at a fixed quarter-note tempo, then FluidSynth or timidity.
+
+A voice names what plays the notes: a SoundFont of FONTS played by FluidSynth as a grand piano
+("fluidr3"), the same font with another General MIDI keyboard program ("fluidr3@6", a harpsichord), or
+the font played by timidity ("timidity/fluidr3"), a second synthesis engine with its own envelopes and
+interpolation. timidity plays only the training SoundFonts here: its freepats patches are the robust
+query set's unseen piano (benchmarks/robust.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +27,18 @@ TRAIN_FONTS = {  # Debian SoundFonts used for training renditions
 }
 EVAL_FONT = {"timgm6mb": "/usr/share/sounds/sf2/TimGM6mb.sf2"}  # unseen font for validation and test
 FONTS = TRAIN_FONTS | EVAL_FONT
+TIMIDITY_FONTS = ("fluidr3", "csound")  # timidity reads .sf2 (not MuseScore's compressed .sf3)
+# General MIDI programs 1–7: bright and electric grand, honky-tonk, two electric pianos, harpsichord, clavinet
+KEYBOARD_PROGRAMS = tuple(range(1, 8))
+
+
+def parse_voice(voice: str) -> tuple[str, str, int]:
+    """(engine, font, program) of a voice name: "fluidr3", "fluidr3@6" or "timidity/fluidr3"."""
+    engine, _, rest = voice.rpartition("/")
+    font, _, program = rest.partition("@")
+    if font not in FONTS or engine not in ("", "timidity") or (engine and font not in TIMIDITY_FONTS):
+        raise ValueError(f"unknown voice {voice!r}")
+    return engine or "fluidsynth", font, int(program or 0)
 
 
 def velocities(notes: Sequence[Note], vary: bool) -> list[int]:
@@ -41,8 +59,10 @@ SUSTAIN = 64  # MIDI controller number of the sustain pedal
 
 def write_midi(notes: Sequence[Note], bpm: float, path: Path, vary_velocity: bool = False,
                note_velocities: Sequence[int] | None = None,
-               pedal: Sequence[tuple[float, float]] = (), one_key: bool = False) -> None:  # fmt: skip
-    """Type-0 MIDI, program 0 (piano) on channel 0; the onset of a note is its quarter position · 60/bpm.
+               pedal: Sequence[tuple[float, float]] = (), one_key: bool = False,
+               program: int = 0) -> None:  # fmt: skip
+    """Type-0 MIDI, one General MIDI program (0: grand piano) on channel 0; the onset of a note is its
+    quarter position · 60/bpm.
 
     `note_velocities` (one per note) replaces the built-in velocities; `pedal` lists (down, up) quarter
     positions of the sustain pedal (CC64).
@@ -69,7 +89,7 @@ def write_midi(notes: Sequence[Note], bpm: float, path: Path, vary_velocity: boo
     events.sort()
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=int(round(60_000_000 / bpm)), time=0))
-    track.append(mido.Message("program_change", program=0, channel=0, time=0))
+    track.append(mido.Message("program_change", program=program, channel=0, time=0))
     sounding: dict[int, int] = {}
     struck_at: dict[int, int] = {}
     last = 0
@@ -97,19 +117,27 @@ def write_midi(notes: Sequence[Note], bpm: float, path: Path, vary_velocity: boo
     mid.save(str(path))
 
 
-def render(notes: Sequence[Note], bpm: float, font: str, vary_velocity: bool = False) -> np.ndarray:
-    """Synthesize notes with a FluidSynth SoundFont (name from FONTS); mono float32 at SAMPLE_RATE."""
+def render(notes: Sequence[Note], bpm: float, voice: str, vary_velocity: bool = False) -> np.ndarray:
+    """Synthesize notes with a voice (see the module docstring); mono float32 at SAMPLE_RATE.
+
+    The three plain FluidSynth piano voices write the MIDI the dataset was built with; every other voice
+    plays one key per pitch (write_midi's `one_key`), which timidity needs."""
     import soundfile as sf
 
+    engine, font, program = parse_voice(voice)
     with tempfile.TemporaryDirectory() as tmp:
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
-        write_midi(notes, bpm, mid, vary_velocity)
-        subprocess.run(
-            ["fluidsynth", "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-r", str(SAMPLE_RATE),
-             "-F", str(wav), FONTS[font], str(mid)],
-            check=True, capture_output=True, timeout=600,
-        )  # fmt: skip
+        write_midi(notes, bpm, mid, vary_velocity, one_key=voice != font, program=program)
+        if engine == "timidity":
+            config = Path(tmp) / "timidity.cfg"
+            config.write_text(f"soundfont {FONTS[font]}\n")
+            command = ["timidity", "-c", str(config), "-EFreverb=d", "-EFchorus=d", "-OwM",
+                       "-s", str(SAMPLE_RATE), "-o", str(wav), str(mid)]  # fmt: skip
+        else:
+            command = ["fluidsynth", "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-r", str(SAMPLE_RATE),
+                       "-F", str(wav), FONTS[font], str(mid)]  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True, timeout=600)
         audio, sr = sf.read(wav, dtype="float32", always_2d=True)
     if sr != SAMPLE_RATE:
-        raise RuntimeError(f"fluidsynth wrote {sr} Hz, expected {SAMPLE_RATE}")
+        raise RuntimeError(f"{engine} wrote {sr} Hz, expected {SAMPLE_RATE}")
     return audio.mean(axis=1)
