@@ -90,6 +90,18 @@ def eval_robust_factors(
     typer.echo(json.dumps(evaluate_factors(open_library(library), dataset, match_level, log=_log)))
 
 
+@eval_app.command("voices")
+def eval_voices(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    pieces: Annotated[int | None, typer.Option(help="only the first N validation pieces")] = None,
+) -> None:
+    """Each synthesized voice (training voices, the robust set's timidity + freepats before and after its
+    stuck-note fix) against the evaluation queries' piano: median frame cosine per validation piece."""
+    from benchmarks.voices import evaluate_voices
+
+    typer.echo(json.dumps(evaluate_voices(dataset, pieces, log=_log)))
+
+
 @eval_app.command("robust-queries")
 def eval_robust_queries(
     split: Annotated[str, typer.Option(help="validation | test (test and test-chorales pieces)")] = "validation",

@@ -130,8 +130,11 @@ def pedal_spans(bar_seconds: np.ndarray, end: float, share: float,
             if rng.uniform() < share and e - s > 2 * PEDAL_DELAY]  # fmt: skip
 
 
-def timidity(notes: Sequence[Note], note_velocities: Sequence[int], pedal: Sequence[tuple[float, float]]) -> np.ndarray:
-    """Synthesize notes timed in seconds with timidity and freepats; mono float32 at SAMPLE_RATE."""
+def timidity(notes: Sequence[Note], note_velocities: Sequence[int], pedal: Sequence[tuple[float, float]],
+             one_key: bool = True) -> np.ndarray:  # fmt: skip
+    """Synthesize notes timed in seconds with timidity and freepats; mono float32 at SAMPLE_RATE.
+
+    `one_key=False` writes the MIDI as the robust set did before its stuck-note fix (benchmarks/voices.py)."""
     import soundfile as sf
 
     from model.data.synth import write_midi
@@ -139,7 +142,7 @@ def timidity(notes: Sequence[Note], note_velocities: Sequence[int], pedal: Seque
     with tempfile.TemporaryDirectory() as tmp:
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
         # at 60 bpm a quarter is 1 s; one key per pitch, or timidity holds doubled unisons for ever
-        write_midi(notes, 60.0, mid, note_velocities=note_velocities, pedal=pedal, one_key=True)
+        write_midi(notes, 60.0, mid, note_velocities=note_velocities, pedal=pedal, one_key=one_key)
         # timidity's own reverb and chorus stay off: the room is ours, drawn per piece
         subprocess.run(["timidity", "-c", FREEPATS_CONFIG, "-EFreverb=d", "-EFchorus=d",
                         "-OwM", "-s", str(SAMPLE_RATE), "-o", str(wav), str(mid)],

@@ -136,3 +136,15 @@ def test_reduction_keeps_every_note() -> None:
     reduced = reduce_to_grand_staff(score, "chorale")
     assert len(reduced.parts) == 2
     assert _note_heads(reduced) == _note_heads(score) > 100
+
+
+def test_timidity_plays_the_font_it_is_given() -> None:
+    """timidity's default configuration names a SoundFont of its own; a voice's font must still be the
+    one that sounds (the two training fonts' pianos differ)."""
+    from model.data.engrave import Note
+    from model.data.synth import render
+
+    notes = [Note(str(i), 48 + 5 * i, 0.5 * i, 0.5 * i + 0.5) for i in range(8)]
+    a, b = render(notes, 120.0, "timidity/fluidr3"), render(notes, 120.0, "timidity/csound")
+    n = min(len(a), len(b))
+    assert np.abs(a[:n] - b[:n]).max() > 0.05 * np.abs(a).max()

@@ -129,8 +129,10 @@ def render(notes: Sequence[Note], bpm: float, voice: str, vary_velocity: bool = 
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
         write_midi(notes, bpm, mid, vary_velocity, one_key=voice != font, program=program)
         if engine == "timidity":
+            # The font's preset as an explicit instrument: a `soundfont` line would lose to the one in
+            # timidity's default configuration (Debian's reads FluidR3_GM), whatever font it named.
             config = Path(tmp) / "timidity.cfg"
-            config.write_text(f"soundfont {FONTS[font]}\n")
+            config.write_text(f"bank 0\n{program} %font {FONTS[font]} 0 {program}\n")
             command = ["timidity", "-c", str(config), "-EFreverb=d", "-EFchorus=d", "-OwM",
                        "-s", str(SAMPLE_RATE), "-o", str(wav), str(mid)]  # fmt: skip
         else:
