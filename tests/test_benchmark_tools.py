@@ -32,3 +32,22 @@ def test_visiting_more_ivf_lists_finds_more_true_neighbours() -> None:
     assert rows[1]["recall@25"] == 1.0  # every list visited: exact search
     assert rows[0]["recall@25"] < rows[1]["recall@25"]
     assert np.isfinite(rows[0]["p50_ms"])
+
+
+def test_voice_distance_ignores_loudness_and_sees_other_notes() -> None:
+    """`sheetid eval voices` compares voices, not levels: the same music 20 dB louder scores 1, the same
+    spectrogram with every note a fifth higher scores clearly less."""
+    from benchmarks.voices import median_frame_cosine
+    from model.audio import N_BINS
+
+    rng = np.random.default_rng(0)
+    lin = np.zeros((200, N_BINS))
+    for t in range(0, 200, 10):  # a chord every half second, each note with two partials
+        for b in rng.choice(np.arange(10, 50), size=3, replace=False):
+            lin[t : t + 8, b] += 5.0
+            lin[t : t + 8, b + 16] += 2.0
+    spec = np.log10(1.0 + lin).astype(np.float32)
+    louder = np.log10(1.0 + 10.0 * lin).astype(np.float32)
+    fifth = np.roll(spec, 9, axis=1)  # 16 bins per octave: a fifth is about 9 bins
+    assert median_frame_cosine(louder, spec) > 0.999
+    assert median_frame_cosine(fifth, spec) < 0.5
