@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -111,6 +110,12 @@ def warp(notes: Sequence[Note], q: np.ndarray, seconds: np.ndarray) -> list[Note
             for n in notes]  # fmt: skip
 
 
+def at_tempo(notes: Sequence[Note], seconds_per_quarter: float) -> list[Note]:
+    """The notes timed in seconds at a steady tempo."""
+    end = max(n.off for n in notes)
+    return warp(notes, np.array([0.0, end]), np.array([0.0, end * seconds_per_quarter]))
+
+
 def bar_velocities(notes: Sequence[Note], bars: np.ndarray, rng: np.random.Generator) -> list[int]:
     """A random walk of dynamics from bar to bar, a small accent on downbeats, jitter per note."""
     level = np.clip(rng.uniform(55, 90) + np.cumsum(rng.normal(0, 6, len(bars))), 35, 110)
@@ -135,22 +140,13 @@ def timidity(notes: Sequence[Note], note_velocities: Sequence[int], pedal: Seque
     """Synthesize notes timed in seconds with timidity and freepats; mono float32 at SAMPLE_RATE.
 
     `one_key=False` writes the MIDI as the robust set did before its stuck-note fix (benchmarks/voices.py)."""
-    import soundfile as sf
-
-    from model.data.synth import write_midi
+    from model.data.synth import play_midi, write_midi
 
     with tempfile.TemporaryDirectory() as tmp:
-        mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        mid = Path(tmp) / "in.mid"
         # at 60 bpm a quarter is 1 s; one key per pitch, or timidity holds doubled unisons for ever
         write_midi(notes, 60.0, mid, note_velocities=note_velocities, pedal=pedal, one_key=one_key)
-        # timidity's own reverb and chorus stay off: the room is ours, drawn per piece
-        subprocess.run(["timidity", "-c", FREEPATS_CONFIG, "-EFreverb=d", "-EFchorus=d",
-                        "-OwM", "-s", str(SAMPLE_RATE), "-o", str(wav), str(mid)],
-                       check=True, capture_output=True, timeout=600)  # fmt: skip
-        audio, sr = sf.read(wav, dtype="float32", always_2d=True)
-    if sr != SAMPLE_RATE:
-        raise RuntimeError(f"timidity wrote {sr} Hz, expected {SAMPLE_RATE}")
-    return audio.mean(axis=1)
+        return play_midi(mid, "timidity", Path(FREEPATS_CONFIG))  # its reverb stays off: the room is ours
 
 
 def room(wave: np.ndarray, perf: Performance, rng: np.random.Generator) -> np.ndarray:

@@ -47,7 +47,7 @@ def renditions(dataset: Path, pid: str, robust_file: Path) -> dict[str, np.ndarr
     perf = rb.draw_performance(rng)
     end = max(n.off for n in notes)
     q, seconds = rb.tempo_map(end, perf, rng)
-    steady = rb.warp(notes, np.array([0.0, end]), np.array([0.0, end * STEADY_SECONDS_PER_QUARTER]))
+    steady = rb.at_tempo(notes, STEADY_SECONDS_PER_QUARTER)
     drifting = rb.warp(notes, q, seconds)
     fixed = [FIXED_VELOCITY] * len(notes)
     clean = read_recording(dataset, pid)

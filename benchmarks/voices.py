@@ -35,16 +35,16 @@ def training_voices() -> list[str]:
 def _freepats(notes: Sequence[Note], one_key: bool) -> np.ndarray:
     """The robust set's synthesizer at a steady tempo, fixed velocity, dry; `one_key=False` writes the
     MIDI as the robust set did before its stuck-note fix."""
-    end = max(n.off for n in notes)
-    steady = rb.warp(notes, np.array([0.0, end]), np.array([0.0, end * 60.0 / TEMPO]))
+    steady = rb.at_tempo(notes, 60.0 / TEMPO)
     return rb.timidity(steady, [80] * len(steady), [], one_key=one_key)
 
 
 def median_frame_cosine(spec: np.ndarray, reference: np.ndarray) -> float:
     n = min(len(spec), len(reference))
     a, b = at_level(reference[:n], LEVEL), at_level(spec[:n], LEVEL)
-    cos = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-9)
-    return float(np.median(cos[np.linalg.norm(a, axis=1) > 0]))
+    norm_a = np.linalg.norm(a, axis=1)
+    cos = (a * b).sum(axis=1) / (norm_a * np.linalg.norm(b, axis=1) + 1e-9)
+    return float(np.median(cos[norm_a > 0]))
 
 
 def evaluate_voices(dataset: Path, pieces: int | None = None, log: Callable[[str], None] = print) -> dict:

@@ -20,7 +20,7 @@ import numpy as np
 from model.audio import SAMPLE_RATE, spectrogram
 from model.data import dataset as ds
 from model.data.corpus import PieceSpec, load_splits, pieces_in, reduce_to_grand_staff, split_of, to_musicxml
-from model.data.engrave import MUSIC_FONTS, RASTER_SCALE, Engraving, engrave
+from model.data.engrave import MUSIC_FONTS, RASTER_SCALE, Engraving, Note, engrave
 from model.data.musescore import musescore_engraving
 from model.data.synth import EVAL_FONT, KEYBOARD_PROGRAMS, TIMIDITY_FONTS, TRAIN_FONTS, render
 from model.sheet import unroll
@@ -122,6 +122,17 @@ def save_pdf(pages: list[np.ndarray], path: Path, title: str, author: str) -> No
     tmp.replace(path)
 
 
+def _rendition(notes: list[Note], voice: str, bpm: float, split: str) -> tuple[np.ndarray, ds.Rendition]:
+    """One rendition of the notes and its waveform; a training rendition varies its velocities."""
+    wave = render(notes, bpm, voice, vary_velocity=split == "train")
+    return wave, ds.Rendition(voice, bpm, spectrogram(wave))
+
+
+def _listed(rec: ds.PieceRecord) -> list[dict]:
+    """The record's renditions as the manifest lists them."""
+    return [{"font": r.font, "bpm": r.bpm} for r in rec.renditions]
+
+
 def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
     """Build one piece's record, PDF and (for non-training splits) FLAC audio; returns its summary."""
     import soundfile as sf
@@ -133,9 +144,9 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
     onset_q, onset_system, page_x = onset_pairs(eng)
     onset_x = np.array([strip.strip_x(int(s), x) for s, x in zip(onset_system, page_x, strict=True)])
     rec = ds.PieceRecord(spec.id, split, spec.composer, strip, onset_q, onset_x, onset_system, meta=meta)
-    for font, bpm in renditions_for(spec.id, split):
-        wave = render(eng.notes, bpm, font, vary_velocity=split == "train")
-        rec.renditions.append(ds.Rendition(font, bpm, spectrogram(wave)))
+    for voice, bpm in renditions_for(spec.id, split):
+        wave, rendition = _rendition(eng.notes, voice, bpm, split)
+        rec.renditions.append(rendition)
         if split != "train":
             audio = ds.audio_path(root, spec.id)
             audio.parent.mkdir(parents=True, exist_ok=True)
@@ -151,8 +162,7 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
         tmp.write_bytes(engraver_pdf)
         tmp.replace(pdf)
     ds.save_record(rec, root)
-    renditions = [{"font": r.font, "bpm": r.bpm} for r in rec.renditions]
-    return dict(rec.meta, split=split, composer=spec.composer, renditions=renditions,
+    return dict(rec.meta, split=split, composer=spec.composer, renditions=_listed(rec),
                 seconds=round(time.time() - t0, 2))
 
 
@@ -167,11 +177,9 @@ def add_renditions(spec: PieceSpec, split: str, root: Path, summary: dict) -> di
         raise ValueError("the score's notes no longer match the record's onsets: rebuild the piece")
     for voice, bpm in renditions_for(spec.id, split):
         if (voice, bpm) not in have:
-            wave = render(notes, bpm, voice, vary_velocity=split == "train")
-            rec.renditions.append(ds.Rendition(voice, bpm, spectrogram(wave)))
+            rec.renditions.append(_rendition(notes, voice, bpm, split)[1])
     ds.save_record(rec, root)
-    return summary | {"renditions": [{"font": r.font, "bpm": r.bpm} for r in rec.renditions],
-                      "seconds": round(summary["seconds"] + time.time() - t0, 2)}  # fmt: skip
+    return summary | {"renditions": _listed(rec), "seconds": round(summary["seconds"] + time.time() - t0, 2)}
 
 
 def lacks_renditions(entry: dict, piece: str, split: str) -> bool:

@@ -117,29 +117,38 @@ def write_midi(notes: Sequence[Note], bpm: float, path: Path, vary_velocity: boo
     mid.save(str(path))
 
 
+def play_midi(mid: Path, engine: str, config: Path) -> np.ndarray:
+    """A MIDI file synthesized by FluidSynth (`config`: a SoundFont) or timidity (`config`: a timidity
+    configuration, its own reverb and chorus off); mono float32 at SAMPLE_RATE."""
+    import soundfile as sf
+
+    wav = mid.with_suffix(".wav")
+    if engine == "timidity":
+        command = ["timidity", "-c", str(config), "-EFreverb=d", "-EFchorus=d", "-OwM",
+                   "-s", str(SAMPLE_RATE), "-o", str(wav), str(mid)]  # fmt: skip
+    else:
+        command = ["fluidsynth", "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-r", str(SAMPLE_RATE),
+                   "-F", str(wav), str(config), str(mid)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    audio, sr = sf.read(wav, dtype="float32", always_2d=True)
+    if sr != SAMPLE_RATE:
+        raise RuntimeError(f"{engine} wrote {sr} Hz, expected {SAMPLE_RATE}")
+    return audio.mean(axis=1)
+
+
 def render(notes: Sequence[Note], bpm: float, voice: str, vary_velocity: bool = False) -> np.ndarray:
     """Synthesize notes with a voice (see the module docstring); mono float32 at SAMPLE_RATE.
 
     The three plain FluidSynth piano voices write the MIDI the dataset was built with; every other voice
     plays one key per pitch (write_midi's `one_key`), which timidity needs."""
-    import soundfile as sf
-
     engine, font, program = parse_voice(voice)
     with tempfile.TemporaryDirectory() as tmp:
-        mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        mid = Path(tmp) / "in.mid"
         write_midi(notes, bpm, mid, vary_velocity, one_key=voice != font, program=program)
+        config = Path(FONTS[font])
         if engine == "timidity":
             # The font's preset as an explicit instrument: a `soundfont` line would lose to the one in
             # timidity's default configuration (Debian's reads FluidR3_GM), whatever font it named.
             config = Path(tmp) / "timidity.cfg"
             config.write_text(f"bank 0\n{program} %font {FONTS[font]} 0 {program}\n")
-            command = ["timidity", "-c", str(config), "-EFreverb=d", "-EFchorus=d", "-OwM",
-                       "-s", str(SAMPLE_RATE), "-o", str(wav), str(mid)]  # fmt: skip
-        else:
-            command = ["fluidsynth", "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-r", str(SAMPLE_RATE),
-                       "-F", str(wav), FONTS[font], str(mid)]  # fmt: skip
-        subprocess.run(command, check=True, capture_output=True, timeout=600)
-        audio, sr = sf.read(wav, dtype="float32", always_2d=True)
-    if sr != SAMPLE_RATE:
-        raise RuntimeError(f"{engine} wrote {sr} Hz, expected {SAMPLE_RATE}")
-    return audio.mean(axis=1)
+        return play_midi(mid, engine, config)
