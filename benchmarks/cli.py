@@ -168,8 +168,9 @@ def eval_align(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
     split: Annotated[str, typer.Option(help="test | validation (tune penalties on validation)")] = "test",
-    penalty: Annotated[list[str] | None, typer.Option(help="JUMP,START,END[,HUBS] penalties of the jump-aware "
-                                                      "alignment; repeat to compare several")] = None,
+    penalty: Annotated[list[str] | None, typer.Option(
+        help="JUMP,START,END[,HUBS[,DOWN[,EXCERPT]]] penalties of the jump-aware alignment; repeat to compare "
+        "several")] = None,
     sheet_hop: Annotated[int | None, typer.Option(help="strip px between the cost matrix's sheet columns "
                                                   "(default: the service's)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -183,7 +184,7 @@ def eval_align(
     try:
         grid = [Penalties(*(float(v) for v in p.split(","))) for p in penalty or []]
     except (TypeError, ValueError):
-        raise typer.BadParameter("--penalty is three or four numbers: JUMP,START,END[,HUBS]") from None
+        raise typer.BadParameter("--penalty is three to six numbers: JUMP,START,END[,HUBS[,DOWN[,EXCERPT]]]") from None
     from service.align import ALIGN_SHEET_HOP
 
     result = evaluate_align(open_library(library), dataset, split, grid or None,

@@ -77,11 +77,16 @@ def cost_matrix(library: Library, piece_id: int, wave: np.ndarray,
     return centres, snippets, (1.0 - vectors @ snippets.vectors.T).astype(np.float64)
 
 
+def is_excerpt(seconds: float, snippets: PieceSnippets) -> bool:
+    """A recording much shorter than the score takes to play is a part of it, not the whole."""
+    expected_s = (snippets.strip_x[-1] - snippets.strip_x[0]) / STRIP_PX_PER_SECOND
+    return bool(seconds < SUBSEQ_RATIO * expected_s)
+
+
 def align(library: Library, piece_id: int, wave: np.ndarray, subsequence: bool | None = None) -> Alignment:
     centres, snippets, cost = cost_matrix(library, piece_id, wave)
     if subsequence is None:
-        expected_s = (snippets.strip_x[-1] - snippets.strip_x[0]) / STRIP_PX_PER_SECOND
-        subsequence = len(wave) / SAMPLE_RATE < SUBSEQ_RATIO * expected_s
+        subsequence = is_excerpt(len(wave) / SAMPLE_RATE, snippets)
     return monotone_alignment(piece_id, centres, snippets, cost, subsequence)
 
 

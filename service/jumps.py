@@ -8,20 +8,22 @@ Müller and Clausen, ISMIR 2010): from any cell of the previous row to any colum
 penalty. The path may also start and end away from the score's first and last snippet, at a penalty, so
 an excerpt from the middle of a piece needs no separate mode.
 
-Because the local steps and their costs are librosa's global DTW (D[n, m] = C[n, m] + min of the three
-predecessors), the optimal path is global DTW's path whenever no jump, late start or early end pays for
-its penalty. Each row costs a few vectorised operations, so a ten-minute recording of a seven-page score
-takes about a second.
+The local steps are librosa's global DTW (D[n, m] = C[n, m] + min of the three predecessors), but an
+excerpt that stays on its predecessor's snippet pays DOWN_PENALTY, so that the path cannot skip music
+and park on one cheap snippet instead. Where no jump, late start or early end pays for its penalty, the
+alignment is global DTW's own path, as the API gave it before jumps. Each row costs a few vectorised
+operations, so a ten-minute recording of a seven-page score takes about a second.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from indexer.library import Library, PieceSnippets
-from service.align import AlignedJump, Alignment, cost_matrix, dtw_path, points_of
+from model.audio import FPS
+from service.align import ALIGN_HOP_FRAMES, AlignedJump, Alignment, cost_matrix, dtw_path, is_excerpt, points_of
 
 # Penalties in units of summed cosine distance (one cell of the cost matrix costs 0–2). Chosen on the
 # validation split (`sheetid eval align --split validation --penalty ...`, old embedding, 7 pieces, 5 with
@@ -30,9 +32,23 @@ from service.align import AlignedJump, Alignment, cost_matrix, dtw_path, points_
 # every 8 px instead of 16 (service/align.py ALIGN_SHEET_HOP) a path walks twice as many cells, and of 13
 # settings on validation (`sheetid eval align --split validation --sheet-hop 8 --penalty ...`) start and end
 # at 16 gave mid-piece excerpts the best figures with repeats unchanged. Retune with a new model.
-JUMP_PENALTY = 30.0  # a jump must save this much cost over the path without it
+# With DOWN_PENALTY (below) jumps of 20, 25 and 30 tied on validation (repeats 95.1 % on the right system,
+# plain and excerpts equal); 20 also takes the jump back in a validation piece whose first half is
+# played twice (tests/test_jumps.py), which 30 stretched over.
+JUMP_PENALTY = 20.0  # a jump must save this much cost over the path without it
 START_PENALTY = 16.0  # starting after the score's first snippet (a recording that begins mid-piece)
 END_PENALTY = 16.0  # ending before the score's last snippet
+# With v2-a14b111f1158 the path could skip the score's first systems and "park" on one cheap snippet for
+# many excerpts (a hub: close to much of the audio): parking, then starting late, cost less than the true
+# path. A cost per excerpt that stays on a snippet (a DOWN step) makes parking pay. On validation, of
+# 0.1–0.5 (`sheetid eval align --split validation --penalty 30,16,16,0,D,E`), 0.3 put the most onsets
+# of renditions with repeats on the right system (95.1 % against 90.7 % without) with the plain ones
+# unchanged; 0.4 and 0.5 lost plain onsets.
+DOWN_PENALTY = 0.3
+# A recording much shorter than the score (service.align.is_excerpt) is expected to start and end
+# anywhere: its start and end penalties are this instead (of 0, 4 and 8, 4 and 0 tied on validation's
+# mid-piece excerpts, 92.5 % of onsets on the right system against 89.3 % at 8 and 80.5 % at 16).
+EXCERPT_END_PENALTY = 4.0
 
 DIAGONAL, DOWN, JUMP, RIGHT, START = range(5)  # how the path entered a cell
 
@@ -43,6 +59,8 @@ class Penalties:
     start: float = START_PENALTY
     end: float = END_PENALTY
     hubs: float = 0.0  # 1: measure each snippet against its own median distance (see without_hubs)
+    down: float = DOWN_PENALTY  # per excerpt that stays on the snippet of the excerpt before
+    excerpt_ends: float = EXCERPT_END_PENALTY  # start and end penalty of an excerpt (see is_excerpt)
 
 
 def without_hubs(cost: np.ndarray, weight: float) -> np.ndarray:
@@ -75,8 +93,9 @@ def jump_dtw(cost: np.ndarray, penalties: Penalties = Penalties()) -> tuple[np.n
         best_prev = int(np.argmin(prev))
         jump_source[n] = best_prev
         jump = prev[best_prev] + penalties.jump
-        entry = np.minimum(diagonal, prev)
-        codes = np.where(diagonal <= prev, DIAGONAL, DOWN).astype(np.uint8)
+        down = prev + penalties.down
+        entry = np.minimum(diagonal, down)
+        codes = np.where(diagonal <= down, DIAGONAL, DOWN).astype(np.uint8)
         take_jump = jump < entry
         entry = np.where(take_jump, jump, entry)
         codes[take_jump] = JUMP
@@ -126,8 +145,10 @@ def jump_alignment(piece_id: int, centres: np.ndarray, snippets: PieceSnippets, 
                    penalties: Penalties = Penalties()) -> Alignment:  # fmt: skip
     """Jump-aware DTW over a `cost_matrix` result; `subsequence` says whether the path starts or ends
     away from the score's ends."""
+    if is_excerpt(len(centres) * ALIGN_HOP_FRAMES / FPS, snippets):
+        penalties = replace(penalties, start=penalties.excerpt_ends, end=penalties.excerpt_ends)
     path, jumps = jump_dtw(without_hubs(cost, penalties.hubs), penalties)
-    if not jumps and path[0, 1] == 0 and path[-1, 1] == cost.shape[1] - 1 and penalties.hubs:
+    if not jumps and path[0, 1] == 0 and path[-1, 1] == cost.shape[1] - 1:
         path = dtw_path(cost, subsequence=False)  # no jump paid off: global DTW on the raw cost, as before
     points = points_of(path, centres, snippets)
     by_row = {int(row): i for i, row in enumerate(np.unique(path[:, 0]))}

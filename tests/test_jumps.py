@@ -42,11 +42,10 @@ def test_without_jumps_the_path_is_global_dtw() -> None:
     rng = np.random.default_rng(0)
     for _ in range(20):
         cost = rng.random(tuple(rng.integers(5, 60, 2)))
-        path, jumps = jump_dtw(cost, Penalties(jump=1e9, start=1e9, end=1e9))
+        path, jumps = jump_dtw(cost, Penalties(jump=1e9, start=1e9, end=1e9, down=0.0))
         assert np.array_equal(path, dtw_path(cost, subsequence=False)) and not jumps
 
 
-@pytest.mark.xfail(reason="missed with the shipped model and penalties (issue 16 open)", strict=False)
 def test_plain_rendition_gives_the_same_path_as_before(indexed) -> None:  # type: ignore[no-untyped-def]
     library, piece, wave, _ = indexed
     pre = cost_matrix(library, piece, wave)
@@ -56,9 +55,9 @@ def test_plain_rendition_gives_the_same_path_as_before(indexed) -> None:  # type
     assert np.array_equal(after.path, before.path)
 
 
-@pytest.mark.xfail(reason="missed with the shipped model and penalties (issue 16 open)", strict=False)
-def test_first_half_played_twice_goes_back_to_the_first_half(indexed) -> None:  # type: ignore[no-untyped-def]
-    library, piece, wave, rec = indexed
+def _first_half_twice(library: Library, piece: int, wave: np.ndarray, rec: ds.PieceRecord) -> None:
+    """Play the first half, then the whole piece: one jump back to system 0 near the cut, and the second
+    time through the first half on the systems played, where the monotone path cannot follow."""
     times = rec.onset_q * 60.0 / rec.renditions[0].bpm
     cut = float(times[np.argmin(np.abs(times - times[-1] / 2))])  # the onset nearest the middle
     take = np.concatenate([wave[: int(cut * SAMPLE_RATE)], wave])  # first half, then the whole piece
@@ -67,16 +66,33 @@ def test_first_half_played_twice_goes_back_to_the_first_half(indexed) -> None:  
     assert len(back) == 1 and abs(back[0].time - cut) < 1.5, [(j.time, j.source.system, j.target.system)
                                                              for j in result.jumps]  # fmt: skip
     assert back[0].target.system == 0
-    # The second time through the first half, the aligned system is the one played
     t = np.array([p.time for p in result.points])
     second = (t > cut + 1.0) & (t < 2 * cut - 1.0)
     aligned = np.array([p.system for p in result.points])[second]
     assert np.mean(aligned == _system_at(rec, t[second] - cut)) >= 0.9
-    # where the monotone path, which cannot go back, is not
     dtw = monotone_alignment(piece, *cost_matrix(library, piece, take), subsequence=False)
     t_dtw = np.array([p.time for p in dtw.points])
     second = (t_dtw > cut + 1.0) & (t_dtw < 2 * cut - 1.0)
     assert np.mean(np.array([p.system for p in dtw.points])[second] == _system_at(rec, t_dtw[second] - cut)) < 0.9
+
+
+@pytest.mark.slow
+def test_first_half_played_twice_goes_back_to_the_first_half(settings: Settings, repeat_root: Path) -> None:
+    library = Library(settings)
+    try:
+        piece = library.add_pdf(ds.pdf_path(repeat_root, REPEAT_PIECE).read_bytes(), title=REPEAT_PIECE).piece_id
+        wave, _ = sf.read(ds.audio_path(repeat_root, REPEAT_PIECE), dtype="float32")
+        _first_half_twice(library, piece, wave, ds.load_record(ds.record_path(repeat_root, REPEAT_PIECE),
+                                                               with_audio=False))  # fmt: skip
+    finally:
+        library.close()
+
+
+# The test piece's own cost matrix does not show its first half: subsequence DTW of that half alone lands
+# on the third system (measured with v2-a14b111f1158), so no path search can find the repeat there.
+@pytest.mark.xfail(reason="the embedding misplaces the test piece's first half (issue 13)", strict=False)
+def test_first_half_of_the_test_piece_played_twice(indexed) -> None:  # type: ignore[no-untyped-def]
+    _first_half_twice(*indexed)
 
 
 def test_excerpt_from_the_middle_starts_at_the_right_system(indexed) -> None:  # type: ignore[no-untyped-def]
@@ -90,13 +106,21 @@ def test_excerpt_from_the_middle_starts_at_the_right_system(indexed) -> None:  #
     assert np.all(np.diff(ends) >= 0) and ends[-1] == len(rec.strip.systems) - 1
 
 
-@pytest.mark.slow
-def test_performed_rendition_maps_every_onset_to_the_printed_score(dataset: Path) -> None:
+@pytest.fixture(scope="module")
+def repeat_root(dataset: Path) -> Path:
+    """A dataset build of REPEAT_PIECE alone (about 15 s)."""
     from model.data.build import build
-    from model.data.repeats import build_performance, load_performance, performance_path
 
     root = dataset.parent / "with_repeats"
     assert not build(root, only=[REPEAT_PIECE], workers=1, log=lambda *_: None)["failures"]
+    return root
+
+
+@pytest.mark.slow
+def test_performed_rendition_maps_every_onset_to_the_printed_score(dataset: Path, repeat_root: Path) -> None:
+    from model.data.repeats import build_performance, load_performance, performance_path
+
+    root = repeat_root
     rec = ds.load_record(ds.record_path(root, REPEAT_PIECE), with_audio=False)
     summary = build_performance(REPEAT_PIECE, "validation", root)
     assert summary is not None and summary["backward_jumps"] == 1
