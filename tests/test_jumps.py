@@ -46,6 +46,22 @@ def test_without_jumps_the_path_is_global_dtw() -> None:
         assert np.array_equal(path, dtw_path(cost, subsequence=False)) and not jumps
 
 
+def test_the_path_does_not_skip_music_to_park_on_a_hub_snippet() -> None:
+    # The true path is the diagonal (0.6 a cell, 35.9 in all); snippet 45 is close to everything (0.5, a
+    # "hub"). Starting on it, staying there for 45 rows and then following the diagonal costs 31.4 plus
+    # the start penalty of 4: cheaper, unless staying on one snippet costs something.
+    n = 60
+    cost = np.full((n, n), 1.0)
+    cost[np.arange(n), np.arange(n)] = 0.6
+    cost[:, 45] = 0.5
+    free = Penalties(jump=1e9, start=4.0, end=4.0, down=0.0)
+    parked, _ = jump_dtw(cost, free)
+    assert parked[0, 1] > 0  # without it the path starts late and parks
+    path, jumps = jump_dtw(cost, Penalties(jump=1e9, start=4.0, end=4.0))
+    assert not jumps and path[0, 1] == 0 and path[-1, 1] == n - 1
+    assert np.mean(path[:, 0] == path[:, 1]) > 0.9
+
+
 def test_plain_rendition_gives_the_same_path_as_before(indexed) -> None:  # type: ignore[no-untyped-def]
     library, piece, wave, _ = indexed
     pre = cost_matrix(library, piece, wave)
