@@ -25,12 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.checkpoint import load
+from benchmarks.runtime import QUERY_FRAMES, QUERY_HOP, SHEET_HOP, SHEET_WIDTH
+from model.checkpoint import DEFAULT_WEIGHTS, load
 from model.config import TrainConfig
 from model.embed import embed_spectrogram, embed_strip
 from model.nets import SheetAudioNet, ranking_loss
-
-SHEET_HOP, QUERY_HOP = 16, 8  # the indexer's and the identifier's hops
 
 
 def _timed(fn: Callable[[], object], rounds: int, sync: bool) -> tuple[float, float]:
@@ -50,10 +49,13 @@ def save_inputs(pdf: Path, recording: Path, out: Path, seconds: float = 30.0) ->
     import soundfile
 
     from indexer.pdf import rasterise
+    from indexer.settings import Settings
     from model.audio import SAMPLE_RATE, spectrogram
     from model.sheet import read_page, unroll
 
-    readings = [read_page(page, i) for i, page in enumerate(rasterise(pdf.read_bytes(), 200, 40_000_000))]
+    st = Settings()
+    pages = rasterise(pdf.read_bytes(), st.pdf_dpi, st.max_page_pixels)
+    readings = [read_page(page, i) for i, page in enumerate(pages)]
     strip = unroll([r[0] for r in readings], [s for r in readings for s in r[1]]).image
     wave, rate = soundfile.read(recording, dtype="float32", always_2d=True)
     if rate != SAMPLE_RATE:
@@ -69,7 +71,7 @@ def inputs(path: Path | None) -> dict[str, np.ndarray]:
     from benchmarks.runtime import synthetic_spectrogram, synthetic_strip
 
     rng = np.random.default_rng(1)
-    return {"strip": synthetic_strip(20_000, rng), "spec": synthetic_spectrogram(600, rng)}
+    return {"strip": synthetic_strip(SHEET_WIDTH, rng), "spec": synthetic_spectrogram(QUERY_FRAMES, rng)}
 
 
 def embedding_figures(weights: Path, data: dict[str, np.ndarray], rounds: int) -> list[dict[str, Any]]:
@@ -95,7 +97,8 @@ def embedding_figures(weights: Path, data: dict[str, np.ndarray], rounds: int) -
 
 def train_step_figure(weights: Path, rounds: int) -> dict[str, Any]:
     """One hinge-loss training step of a full batch on each device (random crops: the network's cost only)."""
-    batch = TrainConfig().batch_size
+    train = TrainConfig()
+    batch = train.batch_size
     out: dict[str, Any] = {"figure": "train_step", "batch": batch}
     for device in ("cpu", "cuda"):
         model, _, _ = load(weights, device)
@@ -109,7 +112,7 @@ def train_step_figure(weights: Path, rounds: int) -> dict[str, Any]:
         def step(m: SheetAudioNet = model, o: torch.optim.Optimizer = optimiser, s: torch.Tensor = sheet,
                  a: torch.Tensor = audio) -> None:  # fmt: skip
             x, y = m(s, a)
-            loss = ranking_loss(x, y, TrainConfig().margin)
+            loss = ranking_loss(x, y, train.margin)
             o.zero_grad(set_to_none=True)
             loss.backward()
             o.step()
@@ -122,7 +125,7 @@ def train_step_figure(weights: Path, rounds: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=Path("model/weights/sheetid.pt"))
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--inputs", type=Path, help="an .npz from --save-inputs (default: synthetic workloads)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads for torch")
