@@ -207,7 +207,8 @@ def bench_cmd(
     load_seconds: Annotated[float, typer.Option(help="length of the load benchmark (0 skips it)")] = 30.0,
     vector_scale: Annotated[list[int] | None, typer.Option(
         help="vector engines at this many synthetic vectors (FAISS HNSW/IVF, embedded Milvus server)")] = None,
-    engine: Annotated[list[str] | None, typer.Option(help="faiss-hnsw, faiss-ivf, milvus-hnsw (default: all)")] = None,
+    engine: Annotated[list[str] | None, typer.Option(
+        help="faiss-hnsw, faiss-ivf, milvus-hnsw, milvus-ivf (default: all)")] = None,
     vectors_only: Annotated[bool, typer.Option("--vectors-only", help="only the --vector-scale figures")] = False,
     nprobe: Annotated[list[int] | None, typer.Option(help="also search FAISS IVF with this nprobe; repeatable")] = None,
 ) -> None:
