@@ -9,9 +9,7 @@ plus Gaussian noise (σ = 0.3 per dimension, then normalised), as an audio excer
 
 Milvus runs as `milvus-server --data DIR` (the `milvus` pip package) on loopback, and is driven through
 the product's own MilvusStore, with the product's index settings. Its memory is the server's resident
-set after loading minus before inserting. Milvus searches are timed at Strong consistency (the product's
-only level: each search waits for the server's time tick).
-Run: `python -m benchmarks.vector_scale --vectors 1000000`.
+set after loading minus before inserting. Run: `python -m benchmarks.vector_scale --vectors 1000000`.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ EXCERPTS_PER_QUERY = QUERY_EXCERPTS_30S  # excerpts of a 30-s recording at the p
 TOP_K = 25
 QUERY_NOISE = 0.3
 CHUNK = 1_000_000  # vectors generated / inserted per step (bounds the extra memory)
-CONSISTENCY = ("Strong",)  # Milvus search levels timed (the Bounded setting was reverted: see git log)
 
 
 def unit_vectors(n: int, seed: int) -> np.ndarray:
@@ -193,8 +190,7 @@ def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def milvus_engine(index_kind: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-                  work: Path) -> list[dict]:  # fmt: skip
-    """One row per search consistency level: Strong (the product's default), then Bounded."""
+                  work: Path) -> dict:  # fmt: skip
     from pymilvus import MilvusClient
 
     from indexer.vector_milvus import MilvusStore
@@ -217,15 +213,12 @@ def milvus_engine(index_kind: str, vectors: np.ndarray, queries: np.ndarray, tru
         client.load_collection(store.name)
         build_s = time.perf_counter() - t0
         memory = rss_mb(server_pid) - before
-        rows = []
-        for level in CONSISTENCY:  # the collection's own level (Strong)
-            stats, found = timed_searches(lambda q: store.search(q, TOP_K)[1], queries)
-            rows.append({"engine": f"milvus {index_kind} {level}", "build_s": round(build_s, 1),
-                         "memory_mb": round(memory, 1), **stats, "recall@25": round(recall(found, truth), 4)})
+        stats, found = timed_searches(lambda q: store.search(q, TOP_K)[1], queries)
         store.close()
     finally:
         stop_process_group(proc)
-    return rows
+    return {"engine": f"milvus {index_kind}", "build_s": round(build_s, 1), "memory_mb": round(memory, 1),
+            **stats, "recall@25": round(recall(found, truth), 4)}  # fmt: skip
 
 
 def _milvus_pid(proc: subprocess.Popen[bytes]) -> int:
@@ -258,9 +251,9 @@ def run(n: int, engines: tuple[str, ...] = ENGINES, recordings: int = 30, seed: 
             elif engine == "faiss-ivf":
                 rows = faiss_engine(ivf_factory(n), vectors, queries, truth, nprobes)
             elif engine == "milvus-hnsw":
-                rows = milvus_engine("HNSW", vectors, queries, truth, Path(tmp))
+                rows = [milvus_engine("HNSW", vectors, queries, truth, Path(tmp))]
             elif engine == "milvus-ivf":  # the product's IVF_FLAT settings (indexer/vector_milvus.py)
-                rows = milvus_engine("IVF_FLAT", vectors, queries, truth, Path(tmp))
+                rows = [milvus_engine("IVF_FLAT", vectors, queries, truth, Path(tmp))]
             else:
                 raise ValueError(f"engine {engine!r}: one of {ENGINES}")
             for row in rows:
