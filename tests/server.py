@@ -28,7 +28,13 @@ class Server:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def start_server(data_dir: Path, timeout_s: float = 120.0, **env: str) -> Server:
+def _python(pause_s: float) -> list[str]:
+    """The interpreter command; with pause_s > 0, one whose ingests pause after storing (tests/paused_ingest.py)."""
+    launcher = Path(__file__).resolve().parent / "paused_ingest.py"
+    return [sys.executable, str(launcher), str(pause_s)] if pause_s > 0 else [sys.executable]
+
+
+def start_server(data_dir: Path, timeout_s: float = 120.0, pause_s: float = 0.0, **env: str) -> Server:
     """Start uvicorn on a free port and wait for /readyz (migrations, model and index loaded)."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -36,7 +42,7 @@ def start_server(data_dir: Path, timeout_s: float = 120.0, **env: str) -> Server
     environ = {**os.environ, "SHEETID_DATA_DIR": str(data_dir), "SHEETID_API_KEY": API_KEY, **env}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
+            [*_python(pause_s), "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
              "--port", str(port), "--workers", "1"],
             env=environ, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -97,9 +103,9 @@ def add_piece(url: str, pdf: bytes, title: str) -> int:
     return int(state["piece_id"])
 
 
-def start_worker(log: Path, **env: str) -> subprocess.Popen[bytes]:
+def start_worker(log: Path, pause_s: float = 0.0, **env: str) -> subprocess.Popen[bytes]:
     """`sheetid worker` in its own process."""
     cli = Path(__file__).resolve().parent.parent / "cli.py"
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, str(cli), "worker"], env=dict(os.environ, **env), stdout=out,
+        return subprocess.Popen([*_python(pause_s), str(cli), "worker"], env=dict(os.environ, **env), stdout=out,
                                 stderr=subprocess.STDOUT)  # fmt: skip

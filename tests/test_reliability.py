@@ -55,19 +55,20 @@ def served_state(url: str) -> tuple[dict[str, str], int, int]:
 
 
 LEASE_S = 3  # job lease of the test servers: a killed server's job is claimable 3 s after its last renewal
+PAUSE_S = 4.0  # the first server's ingests hold still this long after storing their vectors (tests/paused_ingest.py)
 
 
 def test_sigkill_mid_ingest_then_restart(tmp_path: Path, pdfs: dict[str, bytes]) -> None:
     """The killed ingest is a job row: the restarted server's worker retries it once its lease runs out."""
     data = tmp_path / "lib"
     big = pdf_variant([pdfs[TRAIN_PIECE], pdfs[VAL_PIECE], pdfs[TEST_PIECE]] * 3, "interrupted")  # 9 pages
-    server = start_server(data, SHEETID_JOB_LEASE_S=str(LEASE_S))
+    server = start_server(data, pause_s=PAUSE_S, SHEETID_JOB_LEASE_S=str(LEASE_S))
     try:
         add_piece(server.url, pdfs[TRAIN_PIECE], "kept")
         job = submit_pdf(server.url, big, "interrupted")
-        for _ in range(2000):  # kill while its pages are being cut into snippets and embedded
+        for _ in range(2000):  # kill once its snippets are embedded: pending row, vectors stored, not yet visible
             state = httpx.get(f"{server.url}/jobs/{job}", timeout=10).json()
-            if state["status"] in ("done", "failed") or state["stage"] in ("rasterised", "embedding"):
+            if state["status"] in ("done", "failed") or state["stage"] == "embedded":
                 break
             time.sleep(0.02)
         assert state["status"] == "running", state

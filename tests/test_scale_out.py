@@ -40,6 +40,7 @@ pytestmark = [
                        reason="needs PostgreSQL (scripts/postgres_tests.sh, run by make test)"),  # fmt: skip
 ]
 LEASE_S = 8  # a killed worker's job is retried this long after its last renewal
+PAUSE_S = 2.0  # the workers' ingests hold still this long after storing their vectors (tests/paused_ingest.py)
 
 
 def _recording(dataset: Path, piece: str) -> bytes:
@@ -123,7 +124,7 @@ def test_replicas_and_workers_over_postgres_and_milvus(settings: Settings, tmp_p
     shared = tmp_path / "shared-data"  # the page-image volume every process mounts
     env = {"SHEETID_DATABASE_URL": settings.db_url, "SHEETID_VECTOR_STORE": uri.replace("http://", "milvus://"),
            "SHEETID_DATA_DIR": str(shared), "SHEETID_JOB_LEASE_S": str(LEASE_S), "SHEETID_THREADS": "1"}
-    workers = [start_worker(tmp_path / f"worker-{i}.log", **env) for i in range(2)]
+    workers = [start_worker(tmp_path / f"worker-{i}.log", PAUSE_S, **env) for i in range(2)]
     try:
         replica_env = dict(env, SHEETID_EMBEDDED_WORKER="false")  # API only: the workers ingest
         with running_server(shared, 300.0, **replica_env) as a, running_server(shared, 300.0, **replica_env) as b:
