@@ -9,7 +9,9 @@ plus Gaussian noise (σ = 0.3 per dimension, then normalised), as an audio excer
 
 Milvus runs as `milvus-server --data DIR` (the `milvus` pip package) on loopback, and is driven through
 the product's own MilvusStore, with the product's index settings. Its memory is the server's resident
-set after loading minus before inserting. Run: `python -m benchmarks.vector_scale --vectors 1000000`.
+set after loading minus before inserting. Milvus searches are timed at Strong consistency (the product's
+default: each search waits for the server's time tick) and at Bounded (no wait, slightly stale data).
+Run: `python -m benchmarks.vector_scale --vectors 1000000`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ EXCERPTS_PER_QUERY = QUERY_EXCERPTS_30S  # excerpts of a 30-s recording at the p
 TOP_K = 25
 QUERY_NOISE = 0.3
 CHUNK = 1_000_000  # vectors generated / inserted per step (bounds the extra memory)
+CONSISTENCY = ("Strong", "Bounded")  # Milvus search levels timed (indexer/vector_milvus.py)
 
 
 def unit_vectors(n: int, seed: int) -> np.ndarray:
@@ -190,11 +193,12 @@ def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def milvus_engine(index_kind: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-                  work: Path) -> dict:  # fmt: skip
+                  work: Path) -> list[dict]:  # fmt: skip
+    """One row per search consistency level in CONSISTENCY, from one build."""
     from pymilvus import MilvusClient
 
     from indexer.vector_milvus import MilvusStore
-
+    proc, uri = start_milvus(work / f"milvus-{index_kind.lower()}")  # a fresh server and collection per engine
     proc, uri = start_milvus(work / f"milvus-{index_kind.lower()}")  # a fresh server and collection per engine
     try:
         server_pid = _milvus_pid(proc)
@@ -213,12 +217,16 @@ def milvus_engine(index_kind: str, vectors: np.ndarray, queries: np.ndarray, tru
         client.load_collection(store.name)
         build_s = time.perf_counter() - t0
         memory = rss_mb(server_pid) - before
-        stats, found = timed_searches(lambda q: store.search(q, TOP_K)[1], queries)
+        rows = []
+        for level in CONSISTENCY:
+            store.consistency = level
+            stats, found = timed_searches(lambda q: store.search(q, TOP_K)[1], queries)
+            rows.append({"engine": f"milvus {index_kind} {level}", "build_s": round(build_s, 1),
+                         "memory_mb": round(memory, 1), **stats, "recall@25": round(recall(found, truth), 4)})
         store.close()
     finally:
         stop_process_group(proc)
-    return {"engine": f"milvus {index_kind}", "build_s": round(build_s, 1), "memory_mb": round(memory, 1),
-            **stats, "recall@25": round(recall(found, truth), 4)}  # fmt: skip
+    return rows
 
 
 def _milvus_pid(proc: subprocess.Popen[bytes]) -> int:
@@ -251,9 +259,9 @@ def run(n: int, engines: tuple[str, ...] = ENGINES, recordings: int = 30, seed: 
             elif engine == "faiss-ivf":
                 rows = faiss_engine(ivf_factory(n), vectors, queries, truth, nprobes)
             elif engine == "milvus-hnsw":
-                rows = [milvus_engine("HNSW", vectors, queries, truth, Path(tmp))]
+                rows = milvus_engine("HNSW", vectors, queries, truth, Path(tmp))
             elif engine == "milvus-ivf":  # the product's IVF_FLAT settings (indexer/vector_milvus.py)
-                rows = [milvus_engine("IVF_FLAT", vectors, queries, truth, Path(tmp))]
+                rows = milvus_engine("IVF_FLAT", vectors, queries, truth, Path(tmp))
             else:
                 raise ValueError(f"engine {engine!r}: one of {ENGINES}")
             for row in rows:

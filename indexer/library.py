@@ -74,7 +74,8 @@ class Library:
         self.generation = -1  # library generation the snippet map reflects
         self.queue = JobQueue(self.Session, settings.job_lease_s)
         self.index: VectorStore = open_vector_store(settings.vector_store, settings.data_dir, self.model_version,
-                                                    settings.index_factory, settings.milvus_index)  # fmt: skip
+                                                    settings.index_factory, settings.milvus_index,
+                                                    settings.milvus_consistency)  # fmt: skip
         self.recover()
 
     # ---- start-up -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     index_factory: str = "Flat"  # FAISS factory string: "Flat" (exact), "HNSW32", "IVF4096,Flat", ...
     vector_store: str = "faiss"  # "faiss", "milvus://host:19530" or a Milvus Lite file (indexer/vector_store.py)
     milvus_index: str = "HNSW"  # Milvus index type: HNSW, IVF_FLAT or FLAT
+    # Milvus searches: "Strong" sees every acknowledged write (a piece is identifiable the moment its job is
+    # done) and waits for the server's time tick (about 200 ms a search); "Bounded" answers at once from data
+    # at most Milvus's graceful time (5 s by default) old. README, "Past one machine".
+    milvus_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = "Strong"
     weights: Path | None = None  # model checkpoint; default: the shipped weights
     calibration: Path | None = None  # confidence calibration; default: calibration.json beside the weights
     device: str = "auto"  # "auto" (GPU when present), "cpu" or "cuda"

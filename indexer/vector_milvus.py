@@ -2,9 +2,11 @@
 
 Collection `sheetid_<model version>`: `id` (the snippet's database primary key), `piece_id` (so a piece's
 vectors can be deleted by piece even when its snippet rows are already gone), `vector` (32 floats, unit
-length, so inner product = cosine). Writes use upsert, so a retried ingest never duplicates a vector, and
-reads use Strong consistency, so a search sees every write acknowledged before it. The same class drives
-Milvus Lite (a local `.db` file, in-process) for tests.
+length, so inner product = cosine). Writes use upsert, so a retried ingest never duplicates a vector.
+Counts and id scans (the start-up consistency check) always read with Strong consistency; searches use the
+configured level: Strong (the default) sees every write acknowledged before it, at the price of waiting
+for the server's time tick, about 200 ms a search; Bounded answers at once from slightly older data. The
+same class drives Milvus Lite (a local `.db` file, in-process) for tests.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MAX_FILTER_IDS = 100_000  # `id in [...]` filters longer than this are refused r
 # Every call has a deadline: a Milvus that stops answering fails the request or ingest job (which the
 # worker reports and moves on from) instead of blocking a worker forever while its lease keeps renewing.
 CALL_TIMEOUT_S = 120.0
+CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
 
 
 def collection_name(model_version: str) -> str:
@@ -35,7 +38,8 @@ def collection_name(model_version: str) -> str:
 
 
 class MilvusStore(VectorStore):
-    def __init__(self, uri: str, model_version: str, index_kind: str = "HNSW", shared: bool = True) -> None:
+    def __init__(self, uri: str, model_version: str, index_kind: str = "HNSW", shared: bool = True,
+                 consistency: str = "Strong") -> None:  # fmt: skip
         from pymilvus import MilvusClient
 
         self.uri = uri
@@ -44,6 +48,9 @@ class MilvusStore(VectorStore):
         self.index_kind = index_kind.upper()
         if self.index_kind not in ("HNSW", "IVF_FLAT", "FLAT"):
             raise ValueError(f"milvus index {index_kind!r}: expected HNSW, IVF_FLAT or FLAT")
+        if consistency not in CONSISTENCY_LEVELS:
+            raise ValueError(f"milvus consistency {consistency!r}: expected one of {', '.join(CONSISTENCY_LEVELS)}")
+        self.consistency = consistency
         self.client = MilvusClient(uri, timeout=CALL_TIMEOUT_S)
         self.name = collection_name(model_version)
         self._ensure_collection()
@@ -113,7 +120,7 @@ class MilvusStore(VectorStore):
             return sims, ids
         hits = self.client.search(self.name, data=queries.tolist(), limit=k, output_fields=["piece_id"],
                                   search_params=self._search_params(k), filter=_id_filter(allow, deny),
-                                  timeout=CALL_TIMEOUT_S)  # fmt: skip
+                                  consistency_level=self.consistency, timeout=CALL_TIMEOUT_S)  # fmt: skip
         for row, found in enumerate(hits):
             for col, hit in enumerate(list(found)[:k]):
                 ids[row, col] = int(hit["id"])

@@ -90,7 +90,7 @@ def parse_store(setting: str, data_dir: Path) -> StoreSpec:
 
 
 def open_vector_store(setting: str, data_dir: Path, model_version: str, faiss_factory: str = "Flat",
-                      milvus_index: str = "HNSW") -> VectorStore:  # fmt: skip
+                      milvus_index: str = "HNSW", milvus_consistency: str = "Strong") -> VectorStore:  # fmt: skip
     """The configured backend, opened for this model version (FAISS: loaded from disk when present)."""
     spec = parse_store(setting, data_dir)
     if spec.kind == "faiss":
@@ -99,4 +99,5 @@ def open_vector_store(setting: str, data_dir: Path, model_version: str, faiss_fa
         return FaissStore(Path(spec.uri), model_version, faiss_factory)
     from indexer.vector_milvus import MilvusStore
 
-    return MilvusStore(spec.uri, model_version, milvus_index, shared=spec.kind == "milvus")
+    return MilvusStore(spec.uri, model_version, milvus_index, shared=spec.kind == "milvus",
+                       consistency=milvus_consistency)
