@@ -34,7 +34,7 @@ from model.data import dataset as ds
 from model.data import repeats as rp
 from model.data.engrave import RASTER_SCALE
 from model.sheet import Strip, System
-from service.align import ALIGN_SHEET_HOP, Alignment, cost_matrix, monotone_alignment
+from service.align import ALIGN_SHEET_HOP, PLACEMENT, Alignment, Placement, cost_matrix, monotone_alignment
 from service.jumps import Penalties, jump_alignment
 
 ENGRAVED_PAGE_WIDTH = 840 * RASTER_SCALE  # the data engine's A4 page: 840 verovio px, rasterised at RASTER_SCALE
@@ -122,16 +122,16 @@ def _methods(penalties: list[Penalties]) -> dict[str, Penalties]:
 
 
 def _score(tally: _Tally, pid: str, precomputed: tuple[np.ndarray, PieceSnippets, np.ndarray], truth: Truth,
-           indexed: Strip, subsequence: bool, penalties: list[Penalties], log: Callable[[str], None],
-           label: str) -> None:  # fmt: skip
+           indexed: Strip, subsequence: bool, penalties: list[Penalties], placement: Placement,
+           log: Callable[[str], None], label: str) -> None:  # fmt: skip
     tally.queries += 1
     line = []
-    base = monotone_alignment(0, *precomputed, subsequence)
+    base = monotone_alignment(0, *precomputed, subsequence, placement)
     err, hit = errors(base, truth, indexed)
     tally.add("dtw", err, hit)
     line.append(f"dtw {np.median(err):.3f}/{np.mean(hit):.2f}")
     for name, p in _methods(penalties).items():
-        result = jump_alignment(0, *precomputed, p)
+        result = jump_alignment(0, *precomputed, p, placement)
         err, hit = errors(result, truth, indexed)
         tally.add(name, err, hit)
         line.append(f"{name} {np.median(err):.3f}/{np.mean(hit):.2f} ({len(result.jumps)} jumps)")
@@ -139,10 +139,10 @@ def _score(tally: _Tally, pid: str, precomputed: tuple[np.ndarray, PieceSnippets
 
 
 def evaluate_align(library: Library, dataset: Path, split: str = "test", penalties: list[Penalties] | None = None,
-                   seed: int = 0, sheet_hop: int = ALIGN_SHEET_HOP,
+                   seed: int = 0, sheet_hop: int = ALIGN_SHEET_HOP, placement: Placement = PLACEMENT,
                    log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Plain, performed (repeats) and mid-piece-excerpt alignment error for both methods, with the cost
-    matrix's columns every `sheet_hop` strip px."""
+    matrix's columns every `sheet_hop` strip px and positions placed along the path as `placement` says."""
     penalties = penalties or [Penalties()]
     pieces = ds.built_pieces(dataset, [split])
     ids = index_dataset(library, dataset, [split], log)
@@ -167,7 +167,7 @@ def evaluate_align(library: Library, dataset: Path, split: str = "test", penalti
                 break
             wave, _ = sf.read(audio, dtype="float32")
             pre = cost_matrix(library, ids[pid], wave, sheet_hop)
-            _score(sets[kind], pid, pre, truth, indexed, False, penalties, log, kind)
+            _score(sets[kind], pid, pre, truth, indexed, False, penalties, placement, log, kind)
             if kind == "plain":
                 snippets, duration = pre[1], len(wave) / SAMPLE_RATE
                 lin = snippets.strip_x[0] + (snippets.strip_x[-1] - snippets.strip_x[0]) * truth.times / duration
@@ -175,10 +175,10 @@ def evaluate_align(library: Library, dataset: Path, split: str = "test", penalti
             for _ in range(EXCERPTS_PER_RENDITION):
                 start = float(rng.uniform(*EXCERPT_START)) * len(wave) / SAMPLE_RATE
                 cost, centres, part = excerpt(pre[2], pre[0], truth, start)
-                _score(sets["excerpts"], pid, (centres, pre[1], cost), part, indexed, True, penalties, log,
-                       f"{kind} excerpt at {start:.0f} s")  # fmt: skip
+                _score(sets["excerpts"], pid, (centres, pre[1], cost), part, indexed, True, penalties, placement,
+                       log, f"{kind} excerpt at {start:.0f} s")  # fmt: skip
     plain = sets["plain"].summary()
-    return {"split": split, "sheet_hop": sheet_hop, "pieces": plain["queries"],
+    return {"split": split, "sheet_hop": sheet_hop, "placement": asdict(placement), "pieces": plain["queries"],
             "median_error": plain["dtw"]["median_error"],
             "linear_median_error": round(float(np.median(np.concatenate(linear))), 4), "skipped": sorted(set(skipped)),
             **{name: tally.summary() for name, tally in sets.items()},

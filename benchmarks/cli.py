@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -173,6 +174,10 @@ def eval_align(
         "several")] = None,
     sheet_hop: Annotated[int | None, typer.Option(help="strip px between the cost matrix's sheet columns "
                                                   "(default: the service's)")] = None,
+    smooth: Annotated[float | None, typer.Option(help="seconds of the moving average along the path "
+                                                 "(default: the service's)")] = None,
+    header: Annotated[float | None, typer.Option(help="strip px of each system's header where no time passes "
+                                                 "(default: the service's)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Median alignment error (page widths) and right-system share, global DTW beside the jump-aware
@@ -185,10 +190,12 @@ def eval_align(
         grid = [Penalties(*(float(v) for v in p.split(","))) for p in penalty or []]
     except (TypeError, ValueError):
         raise typer.BadParameter("--penalty is three to six numbers: JUMP,START,END[,HUBS[,DOWN[,EXCERPT]]]") from None
-    from service.align import ALIGN_SHEET_HOP
+    from service.align import ALIGN_SHEET_HOP, PLACEMENT
 
+    placement = replace(PLACEMENT, **{k: v for k, v in (("smooth_seconds", smooth), ("header_px", header))
+                                      if v is not None})  # fmt: skip
     result = evaluate_align(open_library(library), dataset, split, grid or None,
-                            sheet_hop=sheet_hop or ALIGN_SHEET_HOP, log=_log)  # fmt: skip
+                            sheet_hop=sheet_hop or ALIGN_SHEET_HOP, placement=placement, log=_log)  # fmt: skip
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 

@@ -26,6 +26,24 @@ ALIGN_SHEET_HOP = 8
 STRIP_PX_PER_SECOND = 75.0  # rough engraving density (model-scale strip px per second at 120 bpm)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """How a DTW path becomes a position per excerpt (points_of). Chosen on validation with
+    `sheetid eval align --split validation --smooth S --header H` (README, "Alignment")."""
+
+    # The path's position, placed between its steps, wobbles from excerpt to excerpt around the music's
+    # steady progress: a centred moving average over this many seconds (per stretch between jumps)
+    # follows the tempo and drops the wobble.
+    smooth_seconds: float = 4.0
+    # Strip px after each system's first snippet where no time passes (clef, key and time signature):
+    # placed on the strip itself, a position crossing a system break spends time in the next system's
+    # header and is there before the last notes of the system before are over (see _MusicAxis).
+    header_px: float = 20.0
+
+
+PLACEMENT = Placement()  # the service's
+
+
 @dataclass
 class AlignedPoint:
     time: float  # seconds into the recording
@@ -91,23 +109,32 @@ def align(library: Library, piece_id: int, wave: np.ndarray, subsequence: bool |
 
 
 def monotone_alignment(piece_id: int, centres: np.ndarray, snippets: PieceSnippets, cost: np.ndarray,
-                       subsequence: bool) -> Alignment:  # fmt: skip
+                       subsequence: bool, placement: Placement = PLACEMENT) -> Alignment:  # fmt: skip
     """Global (or subsequence) DTW over a `cost_matrix` result."""
     # librosa's subsequence DTW searches the shorter axis inside the longer one: the audio must be shorter.
     # (a plain bool: the length test above yields numpy's bool, which JSON output cannot carry)
     subsequence = bool(subsequence and cost.shape[0] <= cost.shape[1])
     path = dtw_path(cost, subsequence)
-    return Alignment(piece_id, subsequence, points_of(path, centres, snippets), cost, path)
+    return Alignment(piece_id, subsequence, points_of(path, centres, snippets, placement), cost, path)
 
 
-def points_of(path: np.ndarray, centres: np.ndarray, snippets: PieceSnippets) -> list[AlignedPoint]:
-    """One point per audio excerpt. The path's raw position is a staircase on the snippet grid (16 px
-    apart): many excerpts in a row sit on one snippet while the music moves on. Each step of the stair
-    stands for its middle excerpt, and the excerpts between two such middles are placed linearly between
-    their snippets (within a stretch where the path does not jump back), on the page as in the strip."""
+def points_of(path: np.ndarray, centres: np.ndarray, snippets: PieceSnippets,
+              placement: Placement = PLACEMENT) -> list[AlignedPoint]:  # fmt: skip
+    """One point per audio excerpt. The path's raw position is a staircase on the snippet grid: many
+    excerpts in a row sit on one snippet while the music moves on. Each step of the stair stands for its
+    middle excerpt, the excerpts between two such middles are placed linearly between their snippets, and
+    the result is smoothed, within each stretch between two jumps of the path, on a strip axis without
+    the systems' headers; then placed on the page."""
     rows = np.unique(path[:, 0])
-    raw = np.array([float(np.mean(snippets.strip_x[path[path[:, 0] == row, 1]])) for row in rows])
-    strip_x = _between_steps(rows.astype(np.float64), raw)
+    warp = _MusicAxis(snippets, placement.header_px)
+    raw = warp.to_music(np.array([float(np.mean(snippets.strip_x[path[path[:, 0] == row, 1]])) for row in rows]))
+    steps = np.diff(path, axis=0)
+    jumped = path[1:, 0][(steps[:, 1] < 0) | (steps[:, 1] > 1)]  # rows entered by a jump (back or ahead)
+    cuts = [0, *np.searchsorted(rows, jumped), len(rows)]
+    window = max(1, int(round(placement.smooth_seconds * FPS / ALIGN_HOP_FRAMES)) | 1)
+    music = np.concatenate([_smoothed(_between_steps(rows[a:b].astype(np.float64), raw[a:b]), window)
+                            for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a])  # fmt: skip
+    strip_x = np.clip(warp.to_strip(music), snippets.strip_x[0], snippets.strip_x[-1])  # smoothing's end lines
     points = []
     for row, x in zip(rows, strip_x, strict=True):
         page, system, page_x, box = _on_page(snippets, float(x))
@@ -116,17 +143,48 @@ def points_of(path: np.ndarray, centres: np.ndarray, snippets: PieceSnippets) ->
     return points
 
 
+class _MusicAxis:
+    """Strip x without the first `header_px` of each system (from its first snippet), where no time passes."""
+
+    def __init__(self, snippets: PieceSnippets, header_px: float) -> None:
+        key = np.asarray(snippets.page, np.int64) * 100_000 + np.asarray(snippets.system, np.int64)
+        starts = snippets.strip_x[np.r_[0, np.flatnonzero(np.diff(key) != 0) + 1]]
+        ends = np.r_[starts[1:], np.inf]
+        header = np.minimum(header_px, np.maximum(ends - starts - 1e-3, 0.0))
+        self.starts, self.header = starts, header
+        before = np.r_[0.0, np.cumsum(header)[:-1]]  # header px removed before each system
+        # knots of the inverse: system s's music begins at strip x start + header, music x start − before
+        self.music_knots = np.ravel(np.column_stack([starts - before - 1e-6, starts - before]))
+        self.strip_knots = np.ravel(np.column_stack([starts, starts + header]))
+
+    def to_music(self, x: np.ndarray) -> np.ndarray:
+        return x - np.clip(x[:, None] - self.starts[None, :], 0.0, self.header[None, :]).sum(axis=1)
+
+    def to_strip(self, u: np.ndarray) -> np.ndarray:
+        if len(self.starts) == 0 or not self.header.any():
+            return u.copy()
+        far = 1e9  # beyond the first and last knot, slope 1
+        xp = np.r_[self.music_knots[0] - far, self.music_knots, self.music_knots[-1] + far]
+        fp = np.r_[self.strip_knots[0] - far, self.strip_knots, self.strip_knots[-1] + far]
+        return np.interp(u, xp, fp)
+
+
 def _between_steps(t: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Linear interpolation between the middles of the staircase's steps, per forward stretch."""
-    out = x.copy()
-    cuts = [0, *np.flatnonzero(np.diff(x) < 0) + 1, len(x)]  # a jump back starts a new stretch
-    for a, b in zip(cuts[:-1], cuts[1:], strict=False):
-        seg_t, seg_x = t[a:b], x[a:b]
-        starts = np.concatenate([[0], np.flatnonzero(np.diff(seg_x) != 0) + 1])
-        ends = np.concatenate([starts[1:], [len(seg_x)]])
-        if len(starts) >= 2:
-            out[a:b] = np.interp(seg_t, (seg_t[starts] + seg_t[ends - 1]) / 2, seg_x[starts])
-    return out
+    """Linear interpolation between the middles of the staircase's steps (one stretch without jumps)."""
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(x) != 0) + 1])
+    ends = np.concatenate([starts[1:], [len(x)]])
+    if len(starts) < 2:
+        return x.copy()
+    return np.interp(t, (t[starts] + t[ends - 1]) / 2, x[starts])
+
+
+def _smoothed(x: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over `window` points (odd); near the stretch's ends, a straight line fitted
+    to the first or last window (Savitzky-Golay of order 1), so a steady progress is not bent there."""
+    from scipy.signal import savgol_filter
+
+    window = min(window, len(x) if len(x) % 2 else len(x) - 1)
+    return x.copy() if window < 3 else np.asarray(savgol_filter(x, window, 1, mode="interp"))
 
 
 def _on_page(snippets: PieceSnippets, strip_x: float) -> tuple[int, int, float, tuple[float, float, float, float]]:

@@ -23,7 +23,17 @@ import numpy as np
 
 from indexer.library import Library, PieceSnippets
 from model.audio import FPS
-from service.align import ALIGN_HOP_FRAMES, AlignedJump, Alignment, cost_matrix, dtw_path, is_excerpt, points_of
+from service.align import (
+    ALIGN_HOP_FRAMES,
+    PLACEMENT,
+    AlignedJump,
+    Alignment,
+    Placement,
+    cost_matrix,
+    dtw_path,
+    is_excerpt,
+    points_of,
+)
 
 # Penalties in units of summed cosine distance (one cell of the cost matrix costs 0–2). Chosen on the
 # validation split (`sheetid eval align --split validation --penalty ...`, old embedding, 7 pieces, 5 with
@@ -142,7 +152,7 @@ def align_with_jumps(library: Library, piece_id: int, wave: np.ndarray,
 
 
 def jump_alignment(piece_id: int, centres: np.ndarray, snippets: PieceSnippets, cost: np.ndarray,
-                   penalties: Penalties = Penalties()) -> Alignment:  # fmt: skip
+                   penalties: Penalties = Penalties(), placement: Placement = PLACEMENT) -> Alignment:  # fmt: skip
     """Jump-aware DTW over a `cost_matrix` result; `subsequence` says whether the path starts or ends
     away from the score's ends."""
     if is_excerpt(len(centres) * ALIGN_HOP_FRAMES / FPS, snippets):
@@ -150,7 +160,7 @@ def jump_alignment(piece_id: int, centres: np.ndarray, snippets: PieceSnippets, 
     path, jumps = jump_dtw(without_hubs(cost, penalties.hubs), penalties)
     if not jumps and path[0, 1] == 0 and path[-1, 1] == cost.shape[1] - 1:
         path = dtw_path(cost, subsequence=False)  # no jump paid off: global DTW on the raw cost, as before
-    points = points_of(path, centres, snippets)
+    points = points_of(path, centres, snippets, placement)
     by_row = {int(row): i for i, row in enumerate(np.unique(path[:, 0]))}
     aligned = [AlignedJump(time=points[by_row[row]].time, source=points[by_row[row - 1]], target=points[by_row[row]])
                for row, _, _ in jumps]  # fmt: skip

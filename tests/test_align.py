@@ -11,8 +11,9 @@ import pytest
 from benchmarks.dataset_library import read_recording
 from indexer.library import Library
 from indexer.settings import Settings
+from indexer.snippet_map import PieceSnippets
 from model.data import dataset as ds
-from service.align import align
+from service.align import Placement, align, points_of
 
 TWO_PAGE_PIECE = "haydn/opus1no1/movement4"  # a short quartet movement (test split) engraved on two pages
 TURN_TOLERANCE_S = 3.0  # how far the aligned page turn may sit from the true one
@@ -51,8 +52,6 @@ def test_the_aligned_position_moves_between_snippets_instead_of_jumping_from_one
     """Snippets sit 16 px apart; a recording moves on between them. A path that holds each snippet for
     four excerpts gives positions that keep rising, and a box that slides within a system but never
     straddles a system break."""
-    from indexer.snippet_map import PieceSnippets
-    from service.align import points_of
 
     n = 6  # snippets 0-2 on system 0, 3-5 on system 1
     boxes = np.array([[100.0 + 16 * (k % 3), 50.0 + 200 * (k // 3), 228.0 + 16 * (k % 3), 140.0 + 200 * (k // 3)]
@@ -84,3 +83,60 @@ def test_the_finer_alignment_grid_contains_the_indexed_snippets(two_page: tuple[
     assert set(stored.strip_x) <= set(fine.strip_x) and len(fine.strip_x) >= 2 * len(stored.strip_x) - 2 * len(
         set(stored.system)
     )
+
+
+def _two_systems(per_system: int = 40, hop: float = 8.0) -> PieceSnippets:
+    """Snippets every `hop` strip px on two systems of one page, the second starting right after the first."""
+    n = 2 * per_system
+    system = np.repeat([0, 1], per_system)
+    xs = hop * np.arange(n) + 10.0
+    boxes = np.array([[x - 20.0, 50.0 + 200 * s, x + 20.0, 140.0 + 200 * s] for x, s in zip(xs, system, strict=True)])
+    return PieceSnippets(ids=np.arange(n), strip_x=xs, page=np.ones(n, np.int64), system=system, boxes=boxes,
+                         vectors=np.zeros((n, 32), np.float32))  # fmt: skip
+
+
+def test_a_wobbling_path_gives_a_steadier_position_than_its_steps() -> None:
+    """A recording played at a steady tempo, whose DTW path wobbles around the straight line a column or two
+    either side, is placed closer to the line than the path's own steps are."""
+    snippets = _two_systems()
+    rows = np.arange(400)
+    true_col = rows * (len(snippets.strip_x) - 1) / (len(rows) - 1)
+    wobble = np.round(true_col + 2.0 * np.sin(rows / 7.0)).astype(np.int64)
+    path = np.column_stack([rows, np.clip(np.maximum.accumulate(wobble), 0, len(snippets.strip_x) - 1)])
+    true_x = np.interp(true_col, np.arange(len(snippets.strip_x)), snippets.strip_x)
+
+    def error(placement: Placement) -> float:
+        xs = np.array([p.strip_x for p in points_of(path, rows * 2, snippets, placement)])
+        return float(np.median(np.abs(xs - true_x)))
+
+    unsmoothed = error(Placement(smooth_seconds=0.0, header_px=0.0))
+    assert error(Placement(header_px=0.0)) < 0.5 * unsmoothed, unsmoothed
+
+
+def test_no_time_is_spent_on_a_system_header() -> None:
+    """The clef and key signature at a system's start take no playing time: however long the path walks
+    through them, no aligned position rests inside the header, and the position is never ahead in the
+    strip of where the path is (it crosses to the next system once the path is past the header)."""
+    snippets = _two_systems()
+    placement = Placement(header_px=24.0)
+    start = snippets.strip_x[40]  # the second system's first snippet
+    path = np.array([(row, row // 3) for row in range(3 * len(snippets.strip_x))])
+    points = points_of(path, path[:, 0] * 2, snippets, placement)
+    xs = np.array([p.strip_x for p in points])
+    assert not np.any((xs > start + 1.0) & (xs < start + placement.header_px - 1.0)), xs
+    header_rows = path[(snippets.strip_x[path[:, 1]] >= start) & (snippets.strip_x[path[:, 1]] < start + 24.0), 0]
+    on_second = np.array([p.system == 1 for p in points])
+    assert on_second[header_rows].any() and not on_second[header_rows].all()  # the header's time is shared out
+    assert np.all(np.diff(xs) >= 0)
+
+
+def test_smoothing_stops_at_a_jump() -> None:
+    """A performance that goes back to the start of the piece (a repeat) is shown at the start right after
+    the jump: the position is not averaged across the jump."""
+    snippets = _two_systems()
+    first = [(row, row // 4) for row in range(4 * 80)]
+    second = [(320 + row, row // 4) for row in range(4 * 40)]
+    path = np.array(first + second)
+    points = points_of(path, path[:, 0] * 2, snippets)
+    xs = np.array([p.strip_x for p in points])
+    assert xs[319] > snippets.strip_x[-3] and xs[320] < snippets.strip_x[2], (xs[318:322])
