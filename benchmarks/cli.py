@@ -218,6 +218,8 @@ def bench_cmd(
         help="faiss-hnsw, faiss-ivf, milvus-hnsw, milvus-ivf (default: all)")] = None,
     vectors_only: Annotated[bool, typer.Option("--vectors-only", help="only the --vector-scale figures")] = False,
     nprobe: Annotated[list[int] | None, typer.Option(help="also search FAISS IVF with this nprobe; repeatable")] = None,
+    milvus_compaction: Annotated[bool, typer.Option(
+        help="let the Milvus server merge sealed segments (off: searches measure the index as first built)")] = True,
 ) -> None:
     """Print speed figures: 10-page PDF indexing, identification latency, HTTP load, vector search at scale."""
     if ctx.invoked_subcommand is not None:  # `sheetid bench runtime`: only the subcommand's figures
@@ -228,7 +230,8 @@ def bench_cmd(
     if not vectors_only:
         run_all(dataset, library, scale, clients, load_seconds, emit=lambda figure: typer.echo(json.dumps(figure)))
     for n in vector_scale or []:
-        engines_bench.run(n, tuple(engine or engines_bench.ENGINES), log=typer.echo, nprobes=tuple(nprobe or ()))
+        engines_bench.run(n, tuple(engine or engines_bench.ENGINES), log=typer.echo, nprobes=tuple(nprobe or ()),
+                          milvus_compaction=milvus_compaction)  # fmt: skip
 
 
 @bench_app.command("runtime")

@@ -125,8 +125,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_milvus(work_dir: Path, timeout_s: float = 600.0) -> tuple[subprocess.Popen[bytes], str]:
-    """The `milvus` pip package's embedded server (`milvus-server --data DIR`) on a free loopback port.
+def start_milvus(work_dir: Path, timeout_s: float = 600.0,
+                 config: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:  # fmt: skip
+    """The `milvus` pip package's embedded server (`milvus-server --data DIR`) on a free loopback port,
+    with `config` overriding keys of its milvus.yaml (dotted paths).
 
     Returns the process (leader of its own process group: stop it with stop_process_group) and its URI.
     """
@@ -137,7 +139,8 @@ def start_milvus(work_dir: Path, timeout_s: float = 600.0) -> tuple[subprocess.P
     exe = shutil.which("milvus-server", path=str(Path(sys.executable).parent))
     assert exe, "make test installs the milvus package (test extra)"
     with (work_dir / "milvus-server.log").open("wb") as out:
-        proc = subprocess.Popen([exe, "--data", str(work_dir / "data"), "--proxy-port", str(port)],
+        extra = [arg for key, value in (config or {}).items() for arg in ("--extra-config", f"{key}={value}")]
+        proc = subprocess.Popen([exe, "--data", str(work_dir / "data"), "--proxy-port", str(port), *extra],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout_s
@@ -193,13 +196,16 @@ def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def milvus_engine(index_kind: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-                  work: Path) -> list[dict]:  # fmt: skip
-    """One row per search consistency level in CONSISTENCY, from one build."""
+                  work: Path, compaction: bool = True) -> list[dict]:  # fmt: skip
+    """One row per search consistency level in CONSISTENCY, from one build. Without `compaction` the
+    server never merges the sealed segments (and so never re-indexes the merged ones): at 10 M on 2 cores
+    that maintenance outlasted a session, and searches during it measure the maintenance."""
     from pymilvus import MilvusClient
 
     from indexer.vector_milvus import MilvusStore
-    proc, uri = start_milvus(work / f"milvus-{index_kind.lower()}")  # a fresh server and collection per engine
-    proc, uri = start_milvus(work / f"milvus-{index_kind.lower()}")  # a fresh server and collection per engine
+
+    config = {} if compaction else {"dataCoord.compaction.enableAutoCompaction": "false"}
+    proc, uri = start_milvus(work / f"milvus-{index_kind.lower()}", config=config)  # fresh server per engine
     try:
         server_pid = _milvus_pid(proc)
         store = MilvusStore(uri, "bench", index_kind)
@@ -221,8 +227,9 @@ def milvus_engine(index_kind: str, vectors: np.ndarray, queries: np.ndarray, tru
         for level in CONSISTENCY:
             store.consistency = level
             stats, found = timed_searches(lambda q: store.search(q, TOP_K)[1], queries)
-            rows.append({"engine": f"milvus {index_kind} {level}", "build_s": round(build_s, 1),
-                         "memory_mb": round(memory, 1), **stats, "recall@25": round(recall(found, truth), 4)})
+            rows.append({"engine": f"milvus {index_kind} {level}", "compaction": compaction,
+                         "build_s": round(build_s, 1), "memory_mb": round(memory, 1), **stats,
+                         "recall@25": round(recall(found, truth), 4)})  # fmt: skip
         store.close()
     finally:
         stop_process_group(proc)
@@ -245,7 +252,8 @@ def ivf_factory(n: int) -> str:
 
 
 def run(n: int, engines: tuple[str, ...] = ENGINES, recordings: int = 30, seed: int = 0,
-        log: Callable[[str], None] = print, nprobes: tuple[int, ...] = ()) -> list[dict]:  # fmt: skip
+        log: Callable[[str], None] = print, nprobes: tuple[int, ...] = (),
+        milvus_compaction: bool = True) -> list[dict]:  # fmt: skip
     t0 = time.perf_counter()
     vectors = unit_vectors(n, seed)
     queries = query_sets(vectors, recordings, seed)
@@ -259,9 +267,9 @@ def run(n: int, engines: tuple[str, ...] = ENGINES, recordings: int = 30, seed: 
             elif engine == "faiss-ivf":
                 rows = faiss_engine(ivf_factory(n), vectors, queries, truth, nprobes)
             elif engine == "milvus-hnsw":
-                rows = milvus_engine("HNSW", vectors, queries, truth, Path(tmp))
+                rows = milvus_engine("HNSW", vectors, queries, truth, Path(tmp), milvus_compaction)
             elif engine == "milvus-ivf":  # the product's IVF_FLAT settings (indexer/vector_milvus.py)
-                rows = milvus_engine("IVF_FLAT", vectors, queries, truth, Path(tmp))
+                rows = milvus_engine("IVF_FLAT", vectors, queries, truth, Path(tmp), milvus_compaction)
             else:
                 raise ValueError(f"engine {engine!r}: one of {ENGINES}")
             for row in rows:
@@ -277,10 +285,12 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=30, help="timed 30-s queries")
     parser.add_argument("--threads", type=int, default=2, help="FAISS OpenMP threads")
     parser.add_argument("--nprobe", type=int, action="append", help="also search IVF with this nprobe; repeatable")
+    parser.add_argument("--no-milvus-compaction", action="store_true", help="Milvus never merges sealed segments")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     for n in args.vectors or [100_000]:
-        run(n, tuple(args.engine or ENGINES), args.recordings, nprobes=tuple(args.nprobe or ()))
+        run(n, tuple(args.engine or ENGINES), args.recordings, nprobes=tuple(args.nprobe or ()),
+            milvus_compaction=not args.no_milvus_compaction)
 
 
 if __name__ == "__main__":
