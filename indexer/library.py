@@ -359,6 +359,8 @@ class Library:
             return dict(s.execute(select(Snippet.piece_id, func.count()).group_by(Snippet.piece_id)).all())  # type: ignore[arg-type]
 
     def close(self) -> None:
+        """Close the vector store's connection (Milvus) and the database pool."""
+        self.index.close()
         self.engine.dispose()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,39 @@ def _test_vector_store(tmp_path: Path) -> str:
     if chosen != "faiss":
         raise ValueError("SHEETID_TEST_VECTOR_STORE is faiss or milvus-lite")
     return "faiss"
+
+
+@pytest.fixture(autouse=True)
+def _close_libraries(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Close every Library a test opened (many tests reopen one to play a restart and drop the old one),
+    then stop the test's Milvus Lite servers. Left to the interpreter's exit, they sometimes aborted the
+    whole pytest process ("terminate called without an active exception", exit 134) after every test
+    had passed."""
+    from indexer.library import Library
+
+    opened: list[Library] = []
+    original = Library.__init__
+
+    def tracked(self: Library, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(Library, "__init__", tracked)
+    yield
+    for library in opened:
+        try:
+            library.close()
+        except Exception:  # noqa: BLE001 - a test may have closed it, or broken its store on purpose
+            pass
+    if os.environ.get("SHEETID_TEST_VECTOR_STORE") == "milvus-lite":
+        # Milvus Lite serves each .db file from a gRPC server thread in this process until exit; a test's
+        # file is its own, so stop its server now instead of leaving dozens to the interpreter's exit.
+        from milvus_lite.server_manager import server_manager_instance as lite
+
+        running = [entry[0] for entry in lite._servers.values()]  # (server, db, port) per file
+        lite.release_all()  # asks each server to stop, and returns before it has
+        for server in running:
+            server.wait_for_termination(timeout=10)
 
 
 @pytest.fixture()

@@ -81,8 +81,9 @@ def test_restart_rebuilds_a_missing_or_stale_index(settings: Settings, pdfs: dic
     lib.add_pdf(pdfs[TRAIN_PIECE])
     n = lib.index.ntotal
     lib.close()
-    assert Library(settings).recover()["rebuilt_index"] is False
-    _lose_index(lib, settings)
+    restarted = Library(settings)
+    assert restarted.recover()["rebuilt_index"] is False
+    _lose_index(restarted, settings)
     reopened = Library(settings)
     assert reopened.index.ntotal == n and _store_matches_database(reopened)
     reopened.index.add(np.array([10**9]), np.array([1]), np.ones((1, 32), np.float32))  # store ahead of the database
