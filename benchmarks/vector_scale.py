@@ -39,6 +39,7 @@ EXCERPTS_PER_QUERY = QUERY_EXCERPTS_30S  # excerpts of a 30-s recording at the p
 TOP_K = 25
 QUERY_NOISE = 0.3
 CHUNK = 1_000_000  # vectors generated / inserted per step (bounds the extra memory)
+EMBEDDED_ETCD_PORT = 2379  # the embedded server's etcd client port (milvus-server's default)
 CONSISTENCY = ("Strong", "Bounded")  # Milvus search levels timed (indexer/vector_milvus.py)
 
 
@@ -134,6 +135,10 @@ def start_milvus(work_dir: Path, timeout_s: float = 600.0,
     """
     from pymilvus import MilvusClient
 
+    with socket.socket() as probe:  # only the proxy port is ours to choose; etcd's is fixed
+        if probe.connect_ex(("127.0.0.1", EMBEDDED_ETCD_PORT)) == 0:
+            raise RuntimeError(f"port {EMBEDDED_ETCD_PORT} is taken (another embedded Milvus server?): a second "
+                               "one on this machine crashes in its embedded etcd")  # fmt: skip
     port = free_port()
     _link_milvus_binaries(work_dir / "data")
     exe = shutil.which("milvus-server", path=str(Path(sys.executable).parent))
