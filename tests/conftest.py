@@ -41,9 +41,7 @@ def _test_vector_store(tmp_path: Path) -> str:
 @pytest.fixture(autouse=True)
 def _close_libraries(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Close every Library a test opened (many tests reopen one to play a restart and drop the old one),
-    then stop the test's Milvus Lite servers. Left to the interpreter's exit, they sometimes aborted the
-    whole pytest process ("terminate called without an active exception", exit 134) after every test
-    had passed."""
+    then stop the test's Milvus Lite servers, so they do not pile up until the end of the run."""
     from indexer.library import Library
 
     opened: list[Library] = []
@@ -61,14 +59,10 @@ def _close_libraries(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untype
         except Exception:  # noqa: BLE001 - a test may have closed it, or broken its store on purpose
             pass
     if os.environ.get("SHEETID_TEST_VECTOR_STORE") == "milvus-lite":
-        # Milvus Lite serves each .db file from a gRPC server thread in this process until exit; a test's
-        # file is its own, so stop its server now instead of leaving dozens to the interpreter's exit.
-        from milvus_lite.server_manager import server_manager_instance as lite
+        # Milvus Lite serves each .db file from a gRPC server thread in this process; a test's file is its own
+        from milvus_lite.server_manager import server_manager_instance
 
-        running = [entry[0] for entry in lite._servers.values()]  # (server, db, port) per file
-        lite.release_all()  # asks each server to stop, and returns before it has
-        for server in running:
-            server.wait_for_termination(timeout=10)
+        server_manager_instance.release_all()
 
 
 @pytest.fixture()
@@ -109,24 +103,25 @@ def pdfs(dataset: Path) -> dict[str, bytes]:
     return {pid: pdf_path(dataset, pid).read_bytes() for pid in (TRAIN_PIECE, VAL_PIECE, TEST_PIECE)}
 
 
-_exit_status: list[int] = [0]
+_EXIT_STATUS = pytest.StashKey[int]()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _exit_status[0] = int(exitstatus)
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """With Milvus Lite, leave without the interpreter's teardown, keeping pytest's exit status.
 
-    Milvus Lite's gRPC servers run as threads in this process; even stopped and awaited after each test
-    (_close_libraries), the interpreter's teardown still aborted the process ("terminate called without
-    an active exception", exit 134) in 2 of 5 runs here after every test had passed and been reported.
+    Milvus Lite's gRPC servers run as threads in this process; even with each test's servers stopped (and,
+    in a trial, awaited) after the test, the interpreter's teardown aborted the process ("terminate called
+    without an active exception", exit 134) in 2 of 5 runs here after every test had passed and been
+    reported.
     This hook runs after pytest's summary and every other plugin's end-of-run work."""
     if os.environ.get("SHEETID_TEST_VECTOR_STORE") == "milvus-lite":
         import sys
 
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(_exit_status[0])
+        os._exit(config.stash.get(_EXIT_STATUS, 1))
