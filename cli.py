@@ -49,6 +49,8 @@ def data_build(
     split: Annotated[list[str] | None, typer.Option("--split", help="build only these splits; repeatable")] = None,
     out: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
+    audio: Annotated[bool, typer.Option(help="render training renditions (--no-audio: engrave training "
+                                        "pieces only, for a full-size evaluation library in minutes)")] = True,
 ) -> None:
     """Engrave, synthesize and store every piece of the split file (resumable)."""
     from model.data.build import build, summarize
@@ -58,7 +60,7 @@ def data_build(
 
         splits = load_splits()
         only = (only or []) + [pid for name in split for pid in splits[name]]
-    manifest = build(out, only=only, workers=workers, log=typer.echo)
+    manifest = build(out, only=only, workers=workers, log=typer.echo, audio=audio)
     typer.echo(json.dumps({"splits": summarize(manifest), "failures": sorted(manifest["failures"]),
                            "build_seconds": manifest.get("build_seconds")}, indent=1))  # fmt: skip
 

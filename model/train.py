@@ -62,6 +62,8 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
     train_records = load_split(root, "train", TRAINING_SPLITS)
     if cfg.renditions is not None:
         train_records = [replace(r, renditions=r.renditions[: cfg.renditions]) for r in train_records]
+    if not any(r.renditions for r in train_records):  # e.g. a dataset built with `data build --no-audio`
+        raise ValueError(f"the training pieces in {root} have no renditions: build them with `sheetid data build`")
     if cfg.level_inputs:  # derived from the data, stored in the checkpoint, applied to every input
         cfg = replace(cfg, model=replace(cfg.model, audio_level=round(median_level(train_records), 3)))
         log(f"inputs scaled to spectrogram level {cfg.model.audio_level}")

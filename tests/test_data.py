@@ -148,3 +148,22 @@ def test_timidity_plays_the_font_it_is_given() -> None:
     a, b = render(notes, 120.0, "timidity/fluidr3"), render(notes, 120.0, "timidity/csound")
     n = min(len(a), len(b))
     assert np.abs(a[:n] - b[:n]).max() > 0.05 * np.abs(a).max()
+
+
+def test_an_engraving_only_build_gets_its_renditions_later(tmp_path: Path) -> None:
+    """`data build --no-audio` engraves a training piece without renditions (training refuses such a set);
+    a later build renders them and keeps the engraving."""
+    from model.config import TrainConfig
+    from model.data.build import build, renditions_for
+    from model.train import train
+
+    first = build(tmp_path, only=[TRAIN_PIECE], workers=1, log=lambda *_: None, audio=False)
+    assert first["pieces"][TRAIN_PIECE]["renditions"] == []
+    pdf = ds.pdf_path(tmp_path, TRAIN_PIECE).read_bytes()
+    with pytest.raises(ValueError, match="no renditions"):
+        train(TrainConfig(dataset=str(tmp_path), out=str(tmp_path / "m.pt")), log=lambda *_: None)
+    second = build(tmp_path, only=[TRAIN_PIECE], workers=1, log=lambda *_: None)
+    planned = [{"font": f, "bpm": b} for f, b in renditions_for(TRAIN_PIECE, "train")]
+    assert second["pieces"][TRAIN_PIECE]["renditions"] == planned
+    assert ds.pdf_path(tmp_path, TRAIN_PIECE).read_bytes() == pdf
+    assert len(ds.load_record(ds.record_path(tmp_path, TRAIN_PIECE)).renditions) == len(planned)

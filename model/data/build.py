@@ -133,8 +133,11 @@ def _listed(rec: ds.PieceRecord) -> list[dict]:
     return [{"font": r.font, "bpm": r.bpm} for r in rec.renditions]
 
 
-def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
-    """Build one piece's record, PDF and (for non-training splits) FLAC audio; returns its summary."""
+def build_piece(spec: PieceSpec, split: str, root: Path, audio: bool = True) -> dict:
+    """Build one piece's record, PDF and (for non-training splits) FLAC audio; returns its summary.
+
+    Without `audio` a training piece is engraved only (no renditions): a later build with audio renders
+    them through add_renditions, keeping the engraving."""
     import soundfile as sf
 
     t0 = time.time()
@@ -144,13 +147,13 @@ def build_piece(spec: PieceSpec, split: str, root: Path) -> dict:
     onset_q, onset_system, page_x = onset_pairs(eng)
     onset_x = np.array([strip.strip_x(int(s), x) for s, x in zip(onset_system, page_x, strict=True)])
     rec = ds.PieceRecord(spec.id, split, spec.composer, strip, onset_q, onset_x, onset_system, meta=meta)
-    for voice, bpm in renditions_for(spec.id, split):
+    for voice, bpm in renditions_for(spec.id, split) if audio or split != "train" else []:
         wave, rendition = _rendition(eng.notes, voice, bpm, split)
         rec.renditions.append(rendition)
         if split != "train":
-            audio = ds.audio_path(root, spec.id)
-            audio.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(audio, wave, SAMPLE_RATE)
+            flac = ds.audio_path(root, spec.id)
+            flac.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(flac, wave, SAMPLE_RATE)
     rec.meta.update(engraving_meta, pages=len(eng.pages), systems=len(eng.systems), notes=len(eng.notes),
                     onsets=len(onset_q))  # fmt: skip
     pdf = ds.pdf_path(root, spec.id)
@@ -187,12 +190,12 @@ def lacks_renditions(entry: dict, piece: str, split: str) -> bool:
     return {(r["font"], r["bpm"]) for r in entry["renditions"]} < set(renditions_for(piece, split))
 
 
-def _worker(spec: PieceSpec, split: str, root: Path,
-            summary: dict | None = None) -> tuple[str, dict | None, str | None]:  # fmt: skip
+def _worker(spec: PieceSpec, split: str, root: Path, summary: dict | None = None,
+            audio: bool = True) -> tuple[str, dict | None, str | None]:  # fmt: skip
     try:
         if summary is not None:
             return spec.id, add_renditions(spec, split, root, summary), None
-        return spec.id, build_piece(spec, split, root), None
+        return spec.id, build_piece(spec, split, root, audio), None
     except Exception as exc:  # noqa: BLE001 - every failure is logged with its reason, never dropped
         reason = f"{type(exc).__name__}: {exc}".strip()
         return spec.id, None, reason + "\n" + traceback.format_exc(limit=3)
@@ -204,8 +207,12 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"))
 
 
-def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print) -> dict:  # type: ignore[no-untyped-def]
-    """Build every piece of the split file (or `only` those ids), resuming where a previous run stopped."""
+def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print,  # type: ignore[no-untyped-def]
+          audio: bool = True) -> dict:
+    """Build every piece of the split file (or `only` those ids), resuming where a previous run stopped.
+
+    `audio=False` engraves the training pieces without renditions: their PDFs fill a full-size evaluation
+    library in minutes instead of hours; a later build with audio renders what they lack."""
     from tqdm import tqdm
 
     root.mkdir(parents=True, exist_ok=True)
@@ -223,11 +230,11 @@ def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print
     todo.sort(key=lambda s: (s.kind != "quartet", s.kind != "with_piano", s.id))
     todo_ids = {s.id for s in todo}
     # Built pieces that only lack renditions planned since keep their engraving and get the new audio.
-    extend = [s for s in specs if s.id not in todo_ids
+    extend = [s for s in specs if audio and s.id not in todo_ids
               and lacks_renditions(manifest["pieces"][s.id], s.id, split_of(s.id, splits))]  # fmt: skip
     t0 = time.time()
     with worker_pool(workers) as pool:
-        futures = [pool.submit(_worker, s, split_of(s.id, splits), root) for s in todo]
+        futures = [pool.submit(_worker, s, split_of(s.id, splits), root, None, audio) for s in todo]
         futures += [pool.submit(_worker, s, split_of(s.id, splits), root, manifest["pieces"][s.id]) for s in extend]
         for fut in tqdm(as_completed(futures), total=len(futures), desc="pieces", unit="piece", mininterval=10):
             pid, summary, error = fut.result()
