@@ -77,6 +77,32 @@ def eval_identify(
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 
+@eval_app.command("scaling")
+def eval_scaling(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    draws: Annotated[int, typer.Option(help="random sub-libraries per size and query")] = 2,
+) -> None:
+    """Top-1 and the no-match halves of validation queries against sub-libraries of 16 → 434 pieces."""
+    from benchmarks.scaling import evaluate_scaling
+    from indexer.library import open_library
+
+    typer.echo(json.dumps(evaluate_scaling(open_library(library), dataset, draws=draws, log=_log)))
+
+
+@eval_app.command("ranking")
+def eval_ranking(
+    dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    excerpts: Annotated[int, typer.Option(help="random 10-s excerpts per recording")] = 5,
+) -> None:
+    """Top-1 on validation under votes alone, temporal consistency alone, and both (the default)."""
+    from benchmarks.ranking import evaluate_ranking
+    from indexer.library import open_library
+
+    typer.echo(json.dumps(evaluate_ranking(open_library(library), dataset, excerpts=excerpts, log=_log)))
+
+
 @eval_app.command("robust-factors")
 def eval_robust_factors(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
@@ -122,12 +148,14 @@ def eval_robust_queries(
 def eval_calibrate(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    rows: Annotated[Path | None, typer.Option(help="also keep every query's features and outcome here (.npz)")] = None,
 ) -> None:
-    """Fit the confidence and the no-match threshold on the validation split; writes calibration.json."""
+    """Fit the confidence and the no-match threshold on the validation split (plain and, where built, robust
+    recordings); writes calibration.json."""
     from benchmarks.calibrate import calibrate
     from indexer.library import open_library
 
-    typer.echo(json.dumps(calibrate(open_library(library), dataset, log=_log)))
+    typer.echo(json.dumps(calibrate(open_library(library), dataset, log=_log, rows_out=rows)))
 
 
 @eval_app.command("systems")
