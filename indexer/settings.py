@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     snippet_hop: int = 16  # px between indexed snippets at model scale (must divide the model's stride, 16)
     excerpt_hop: int = 8  # spectrogram frames between query excerpts (0.4 s; must divide the stride)
     top_k: int = 25  # neighbours per excerpt that vote (paper §5)
-    rerank: bool = True  # rank the vote shortlist by temporal consistency of the hits (service/consistency.py)
+    rerank: bool = True  # re-rank the vote shortlist by votes and temporal consistency (service/identify.py)
+    # weight of the relative vote z-score beside consistency in that re-ranking (0: consistency alone, as before)
+    rerank_vote_weight: float = Field(default=1.0, ge=0.0)
     no_match_threshold: float | None = None  # default: the value calibrated on validation (weights file)
 
     @property

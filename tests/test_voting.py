@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from benchmarks.calibrate import fit_calibration
 from service.identify import Calibration, margin_statistic, vote_scores
@@ -50,3 +51,55 @@ def test_confidence_is_the_logistic_of_its_terms() -> None:
     # a negative c: the same evidence counts for less in a larger library (more pieces to collide with)
     assert cal.confidence(5.0, pieces=16) > cal.confidence(5.0, pieces=434)
     assert Calibration(a=1.0, b=0.0, threshold=0.5).confidence(5.0, 16) == Calibration(1.0, 0.0, 0.5).confidence(5.0)
+
+
+def test_separable_evidence_answers_both_halves_right_at_every_size() -> None:
+    # present pieces ranked right score high, absent ones low, in every library size: the report per size
+    # says every present piece gets its match and every absent one "no match"
+    rng = np.random.default_rng(1)
+    size = rng.choice([16, 64, 434], size=3_000)
+    absent = rng.random(size.size) < 0.5
+    margin = np.where(absent, rng.uniform(0.0, 1.0, size.size), rng.uniform(3.0, 6.0, size.size))
+    features = np.column_stack([margin, np.log(size), margin + 1.0])
+    fit = fit_calibration(features, (~absent).astype(np.float64), absent, size)
+    assert fit["validation_accuracy"] == 1.0
+    assert fit["by_library_size"] == {str(n): {"match_present": 1.0, "no_match_absent": 1.0} for n in (16, 64, 434)}
+
+
+def test_the_threshold_keeps_absent_pieces_out_at_every_library_size() -> None:
+    # absent pieces look more like matches in small libraries; the operating point must hold there too,
+    # and no lower threshold may
+    from benchmarks.calibrate import ABSENT_NO_MATCH, THRESHOLDS
+
+    rng = np.random.default_rng(1)
+    size = rng.choice([16, 64, 434], size=6_000)
+    absent = rng.random(size.size) < 0.5
+    margin = np.where(absent, rng.exponential(np.where(size == 16, 2.0, 1.0)), rng.exponential(6.0, size.size))
+    top = margin + rng.exponential(2.0, size.size)
+    correct = (~absent & (margin > 1.0)).astype(np.float64)
+    fit = fit_calibration(np.column_stack([margin, np.log(size), top]), correct, absent, size)
+    cal = Calibration(fit["a"], fit["b"], fit["threshold"], fit["c"], fit["d"])
+    conf = np.array([cal.confidence(m, int(n), t) for m, n, t in zip(margin, size, top, strict=True)])
+    kept_out = {n: np.mean(conf[absent & (size == n)] < fit["threshold"]) for n in (16, 64, 434)}
+    assert min(kept_out.values()) >= ABSENT_NO_MATCH
+    assert {n: fit["by_library_size"][str(n)]["no_match_absent"] for n in kept_out} == pytest.approx(kept_out, abs=1e-4)
+    lower = THRESHOLDS[np.searchsorted(THRESHOLDS, fit["threshold"] - 1e-9) - 1]
+    assert min(np.mean(conf[absent & (size == n)] < lower) for n in (16, 64, 434)) < ABSENT_NO_MATCH
+    assert fit["threshold"] > fit["most_accurate_threshold"]  # here the target costs some accuracy
+
+
+def test_reranking_weighs_votes_against_consistency() -> None:
+    from service.identify import rerank_scores
+
+    z = np.array([40.0, 10.0, 8.0])  # the shortlist in vote order, 400 votes cast
+    consistency = np.array([0.50, 0.60, 0.60])
+    # consistency alone (weight 0): the best line wins, and a tie keeps the vote order
+    assert list(np.argsort(-rerank_scores(z, consistency, 400.0, 0.0), kind="stable")) == [1, 2, 0]
+    # with the votes: a clear vote leader keeps first place over a slightly straighter line ...
+    assert np.argmax(rerank_scores(z, consistency, 400.0, 1.0)) == 0
+    # ... but not over a much straighter one with comparable votes
+    assert np.argmax(rerank_scores(np.array([12.0, 10.0]), np.array([0.3, 0.8]), 400.0, 1.0)) == 1
+    # votes that stand out nowhere (copies of a score sharing them) leave the decision to consistency
+    assert np.argmax(rerank_scores(np.array([1.7, -0.3]), np.array([0.34, 0.47]), 4_000.0, 1.0)) == 1
+    # the same evidence from a recording four times as long (z doubles, votes quadruple) ranks the same
+    assert np.allclose(rerank_scores(2 * z, consistency, 1_600.0, 1.0), rerank_scores(z, consistency, 400.0, 1.0))
