@@ -8,9 +8,9 @@ Beyond the paper:
 - The shortlist of pieces with the most significant votes is re-ranked by their votes and temporal
   consistency together: the z-score per √(votes cast) plus the share of excerpts whose hits
   progress through the piece along one tempo line (service/consistency.py). Chance votes, however many,
-  land at unrelated places; the right piece's hits line up. Either alone ranked worse on validation
-  (consistency alone: worse on the shipped embedding; votes alone: a half played twice in a small library
-  goes to a piece with a similar opening).
+  land at unrelated places; the right piece's hits line up. Consistency alone ranked worse on validation
+  with the shipped embedding; votes alone tie with the sum there, and the sum lets consistency decide
+  where no piece's votes stand out (copies of one score splitting them; README, Identification).
 - A calibrated confidence from the top piece's evidence and its margin over the runner-up, an explicit
   no-match answer, and the part of the score the votes point at.
 Works without HTTP (CLI and benchmarks call it directly); benchmarks leave pieces out by passing a
