@@ -26,7 +26,9 @@ class RankedPieceOut(BaseModel):
     votes: int
     score: float = Field(description="votes above chance for the piece's size, in Poisson standard deviations")
     consistency: float = Field(0.0, description="share of excerpts whose hits progress through this piece "
-                               "along one tempo line (the ranking key)")
+                               "along one tempo line")
+    rank_score: float = Field(0.0, description="the ranking key when re-ranked: consistency plus the vote "
+                              "z-score per square root of the votes cast")
 
 
 class MatchRegion(BaseModel):

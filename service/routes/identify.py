@@ -38,7 +38,8 @@ def identify_out(result: Identification, library: LibraryDep) -> IdentifyOut:
                 match = MatchRegion(page_start=a.page, page_end=b.page, box_start=(a.x0, a.y0, a.x1, a.y1),  # type: ignore[union-attr]
                                     box_end=(b.x0, b.y0, b.x1, b.y1))  # type: ignore[union-attr]  # fmt: skip
     pieces = [RankedPieceOut(id=p.id, title=meta[p.id][0], composer=meta[p.id][1], votes=p.votes,
-                             score=round(p.score, 4), consistency=round(p.consistency, 4))
+                             score=round(p.score, 4), consistency=round(p.consistency, 4),
+                             rank_score=round(p.rank_score, 4))
               for p in result.pieces if p.id in meta]  # fmt: skip
     confidence = round(float(np.clip(result.confidence, 0, 1)), 4)
     return IdentifyOut(no_match=result.no_match, confidence=confidence, pieces=pieces, match=match,
