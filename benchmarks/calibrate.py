@@ -40,6 +40,15 @@ def calibration_queries(dataset: Path, robust: Path | None = None) -> list[tuple
     return out
 
 
+def sub_libraries(everyone: np.ndarray, true: int, n: int, rng: np.random.Generator) -> tuple[set[int], set[int]]:
+    """Two random pools of n library pieces (all of them where it holds fewer): the query's piece with n − 1
+    others, and the same others with a spare piece in its place (none is left at the full size)."""
+    others = everyone[everyone != true]
+    kept = set(rng.choice(others, min(n, len(everyone)) - 1, replace=False).tolist())
+    spare = sorted(set(others.tolist()) - kept)
+    return kept | {true}, kept | ({int(rng.choice(spare))} if spare else set())
+
+
 def calibrate(library: Library, dataset: Path, out: Path | None = None, seed: int = 0,
               log: Callable[[str], None] = print, robust: Path | None = None,
               rows_out: Path | None = None) -> dict:  # fmt: skip
@@ -60,16 +69,13 @@ def calibrate(library: Library, dataset: Path, out: Path | None = None, seed: in
         f"({sum(c == 'robust' for c, _, _ in queries)} robust)")  # fmt: skip
     for condition, pid, wave in queries:
         true = ids[pid]
-        others = everyone[everyone != true]
         for seconds in CALIBRATION_EXCERPTS:
             for _ in range(EXCERPTS_PER_LENGTH):
                 clip = random_excerpt(wave, seconds, rng)
                 for n in CALIBRATION_LIBRARY_SIZES:
                     n = min(n, len(everyone))
-                    kept = set(rng.choice(others, n - 1, replace=False).tolist())
-                    spare = sorted(all_ids - kept - {true})
-                    for present in (True, False):
-                        pool = kept | {true} if present else kept | ({int(rng.choice(spare))} if spare else set())
+                    with_piece, without_piece = sub_libraries(everyone, true, n, rng)
+                    for present, pool in ((True, with_piece), (False, without_piece)):
                         r = identify(library.without(all_ids - pool), clip)
                         margin, top = r.evidence
                         rows.append((margin, np.log(len(pool)), top))

@@ -36,17 +36,19 @@ def evaluate_ranking(library: Library, dataset: Path, excerpts: int = EXCERPTS, 
     base = library.settings
     right: dict[str, list[bool]] = {name: [] for name in RANKINGS}
     condition: list[str] = []
-    for cond, pid, wave in calibration_queries(dataset):
-        clips = [random_excerpt(wave, EXCERPT_SECONDS, rng) for _ in range(excerpts)]
-        queries = [("full", wave)] + [("excerpt10s", clip) for clip in clips]
-        for length, query in queries:
-            condition.append(f"{cond}_{length}")
-            for name, fields in RANKINGS.items():
-                library.settings = base.model_copy(update=fields)
-                r = identify(library, query)
-                right[name].append(bool(r.pieces) and r.pieces[0].id == ids[pid])
-        log(f"{cond} {pid}: done")
-    library.settings = base
+    try:
+        for cond, pid, wave in calibration_queries(dataset):
+            clips = [random_excerpt(wave, EXCERPT_SECONDS, rng) for _ in range(excerpts)]
+            queries = [("full", wave)] + [("excerpt10s", clip) for clip in clips]
+            for length, query in queries:
+                condition.append(f"{cond}_{length}")
+                for name, fields in RANKINGS.items():
+                    library.settings = base.model_copy(update=fields)
+                    r = identify(library, query)
+                    right[name].append(bool(r.pieces) and r.pieces[0].id == ids[pid])
+            log(f"{cond} {pid}: done")
+    finally:  # the caller's library keeps its own settings, also when a query fails
+        library.settings = base
     first = np.array(right[next(iter(RANKINGS))])
     out: dict = {"queries": len(condition), "excerpts_per_recording": excerpts}
     for name, flags in right.items():

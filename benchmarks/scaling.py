@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.calibrate import calibration_queries
+from benchmarks.calibrate import calibration_queries, sub_libraries
 from benchmarks.dataset_library import index_dataset, random_excerpt
 from benchmarks.identify import EXCERPT_SECONDS
 from indexer.library import Library
@@ -37,13 +37,12 @@ def evaluate_scaling(library: Library, dataset: Path, sizes: tuple[int, ...] = L
     halves: dict[tuple[int, str], list[float]] = {}
     for condition, pid, wave in calibration_queries(dataset):
         true = ids[pid]
-        others = everyone[everyone != true]
         clip = random_excerpt(wave, EXCERPT_SECONDS, rng)
         for n in sizes:
             n = min(n, len(everyone))
             for _ in range(draws):
-                kept = set(rng.choice(others, n - 1, replace=False).tolist())
-                present = library.without(all_ids - kept - {true})
+                with_piece, without_piece = sub_libraries(everyone, true, n, rng)
+                present = library.without(all_ids - with_piece)
                 for length, query in (("full", wave), ("excerpt10s", clip)):
                     r = identify(present, query, calibration)
                     tally.setdefault((n, f"{condition}_{length}"), []).append(
@@ -51,9 +50,7 @@ def evaluate_scaling(library: Library, dataset: Path, sizes: tuple[int, ...] = L
                     if length == "excerpt10s":
                         right = not r.no_match and bool(r.pieces) and r.pieces[0].id == true
                         halves.setdefault((n, f"{condition}_match_present"), []).append(float(right))
-                spare = sorted(all_ids - kept - {true})  # none at the full size: the piece is simply left out
-                pool = kept | {int(rng.choice(spare))} if spare else kept
-                absent = identify(library.without(all_ids - pool), clip, calibration)
+                absent = identify(library.without(all_ids - without_piece), clip, calibration)
                 halves.setdefault((n, f"{condition}_no_match_absent"), []).append(float(absent.no_match))
         log(f"{condition} {pid}: done")
     table: dict[str, dict[str, float | int]] = {}

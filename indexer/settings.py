@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     excerpt_hop: int = 8  # spectrogram frames between query excerpts (0.4 s; must divide the stride)
     top_k: int = 25  # neighbours per excerpt that vote (paper §5)
     rerank: bool = True  # re-rank the vote shortlist by votes and temporal consistency (service/identify.py)
-    # weight of the relative vote z-score beside consistency in that re-ranking (0: consistency alone, as before)
+    # weight of the vote z-score per √(votes cast) beside consistency in that re-ranking (0: consistency alone)
     rerank_vote_weight: float = Field(default=1.0, ge=0.0)
     no_match_threshold: float | None = None  # default: the value calibrated on validation (weights file)
 
