@@ -26,7 +26,7 @@ from indexer import generation
 from indexer.embed import embed_pages
 from indexer.errors import NotIndexed
 from indexer.job_queue import JobQueue
-from indexer.pdf import inspect_pdf, rasterise
+from indexer.pdf import inspect_pdf, pdf_metadata, rasterise, title_from_filename
 from indexer.settings import Settings, get_settings
 from indexer.snippet_map import PieceSnippets, SnippetMap
 from indexer.store import (
@@ -170,7 +170,7 @@ class Library:
             if existing is not None and existing.status == Status.indexed:
                 return AddResult(existing.id, created=False)
         n_pages = inspect_pdf(data, st.max_pdf_pages, st.max_page_inches, st.pdf_dpi, st.max_page_pixels)
-        meta_title, meta_composer = _pdf_metadata(data)
+        meta_title, meta_composer = pdf_metadata(data)
         pages = rasterise(data, st.pdf_dpi, st.max_page_pixels)
         if progress:
             progress("rasterised", 0.1)
@@ -186,7 +186,7 @@ class Library:
             if earlier is not None:  # a pending or stale earlier attempt (maybe a dead worker's): redo it
                 self._discard(earlier.id)
             with self.Session.begin() as s:
-                piece = Piece(title=(title or meta_title or _title_from(filename) or "Untitled")[:300],
+                piece = Piece(title=(title or meta_title or title_from_filename(filename) or "Untitled")[:300],
                               composer=(composer or meta_composer or None), sha256=sha, pages=n_pages,
                               status=Status.pending, model_version=self.model_version)  # fmt: skip
                 s.add(piece)
@@ -373,29 +373,6 @@ def open_library(data_dir: Path | None = None) -> Library:
         settings = settings.model_copy(update={"data_dir": data_dir, "database_url": None})
     torch.set_num_threads(settings.threads)
     return Library(settings)
-
-
-def _title_from(filename: str | None) -> str | None:
-    if not filename:
-        return None
-    stem = Path(filename.replace("\\", "/")).name.rsplit(".", 1)[0]
-    return stem.replace("_", " ").strip() or None
-
-
-def _pdf_metadata(data: bytes) -> tuple[str | None, str | None]:
-    import io
-
-    from pypdf import PdfReader
-
-    try:
-        meta = PdfReader(io.BytesIO(data), strict=False).metadata
-    except Exception:  # noqa: BLE001 - metadata is optional
-        return None, None
-    if meta is None:
-        return None, None
-    title = (str(meta.title).strip() or None) if meta.title else None
-    author = (str(meta.author).strip() or None) if meta.author else None
-    return title, author
 
 
 __all__ = ["AddResult", "Library", "PieceSnippets", "open_library"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 
@@ -58,3 +59,26 @@ def rasterise(data: bytes, dpi: int, max_pixels: int, timeout_s: int = 120) -> l
     if not pages:
         raise BadInput("the PDF rendered no pages")
     return [np.asarray(p.convert("L"), dtype=np.uint8) for p in pages]
+
+
+def title_from_filename(filename: str | None) -> str | None:
+    """A title from an upload's file name: "Clair_de_lune.pdf" -> "Clair de lune"."""
+    if not filename:
+        return None
+    stem = Path(filename.replace("\\", "/")).name.rsplit(".", 1)[0]
+    return stem.replace("_", " ").strip() or None
+
+
+def pdf_metadata(data: bytes) -> tuple[str | None, str | None]:
+    """(title, author) from the PDF's document information, None where absent or unreadable."""
+    from pypdf import PdfReader
+
+    try:
+        meta = PdfReader(io.BytesIO(data), strict=False).metadata
+    except Exception:  # noqa: BLE001 - metadata is optional
+        return None, None
+    if meta is None:
+        return None, None
+    title = (str(meta.title).strip() or None) if meta.title else None
+    author = (str(meta.author).strip() or None) if meta.author else None
+    return title, author
