@@ -103,6 +103,20 @@ def eval_ranking(
     typer.echo(json.dumps(evaluate_ranking(open_library(library), dataset, excerpts=excerpts, log=_log)))
 
 
+@eval_app.command("hubness")
+def eval_hubness(
+    dataset: Annotated[Path, typer.Option(help="dataset folder (needs training renditions)")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
+    beta: Annotated[list[float] | None, typer.Option(help="hub penalties to compare; repeatable")] = None,
+) -> None:
+    """Top-1 on validation with a per-snippet hubness penalty (CSLS-like) at several strengths; 0 = shipped."""
+    from benchmarks.hubness import BETAS, evaluate_hubness
+    from indexer.library import open_library
+
+    betas = tuple(beta) if beta else BETAS
+    typer.echo(json.dumps(evaluate_hubness(open_library(library), dataset, betas=betas, log=_log)))
+
+
 @eval_app.command("robust-factors")
 def eval_robust_factors(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,

@@ -10,7 +10,7 @@ Top-1 counts per condition, and per ranking the queries it won and lost against 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from benchmarks.calibrate import calibration_queries
 from benchmarks.dataset_library import index_dataset, random_excerpt
 from benchmarks.identify import EXCERPT_SECONDS
 from indexer.library import Library
+from indexer.library_view import LibraryView
 from service.identify import identify
 
 RANKINGS: dict[str, dict[str, object]] = {  # name → Settings fields
@@ -30,11 +31,15 @@ EXCERPTS = 5  # random 10-s excerpts per recording
 
 
 def evaluate_ranking(library: Library, dataset: Path, excerpts: int = EXCERPTS, seed: int = 0,
-                     log: Callable[[str], None] = print) -> dict:  # fmt: skip
+                     log: Callable[[str], None] = print, rankings: Mapping[str, dict[str, object]] = RANKINGS,
+                     views: Mapping[str, Callable[[Library], LibraryView]] | None = None) -> dict:  # fmt: skip
+    """Top-1 per condition under each of `rankings` (name → Settings fields); a ranking named in `views`
+    asks the view of the library that it makes (another search, say) instead of the library itself."""
+    views = views or {}
     ids = index_dataset(library, dataset, log=log)
     rng = np.random.default_rng(seed)
     base = library.settings
-    right: dict[str, list[bool]] = {name: [] for name in RANKINGS}
+    right: dict[str, list[bool]] = {name: [] for name in rankings}
     condition: list[str] = []
     try:
         for cond, pid, wave in calibration_queries(dataset):
@@ -42,14 +47,14 @@ def evaluate_ranking(library: Library, dataset: Path, excerpts: int = EXCERPTS, 
             queries = [("full", wave)] + [("excerpt10s", clip) for clip in clips]
             for length, query in queries:
                 condition.append(f"{cond}_{length}")
-                for name, fields in RANKINGS.items():
+                for name, fields in rankings.items():
                     library.settings = base.model_copy(update=fields)
-                    r = identify(library, query)
+                    r = identify(views[name](library) if name in views else library, query)
                     right[name].append(bool(r.pieces) and r.pieces[0].id == ids[pid])
             log(f"{cond} {pid}: done")
     finally:  # the caller's library keeps its own settings, also when a query fails
         library.settings = base
-    first = np.array(right[next(iter(RANKINGS))])
+    first = np.array(right[next(iter(rankings))])
     out: dict = {"queries": len(condition), "excerpts_per_recording": excerpts}
     for name, flags in right.items():
         hits = np.array(flags)

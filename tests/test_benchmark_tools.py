@@ -51,3 +51,27 @@ def test_voice_distance_ignores_loudness_and_sees_other_notes() -> None:
     fifth = np.roll(spec, 9, axis=1)  # 16 bins per octave: a fifth is about 9 bins
     assert median_frame_cosine(louder, spec) > 0.999
     assert median_frame_cosine(fifth, spec) < 0.5
+
+
+def test_hub_scores_ignore_the_snippets_own_piece_and_flag_snippets_near_everyone() -> None:
+    """A snippet's hub score comes from other pieces' audio only (its own rendition would make its true
+    matches look like a hub), and a snippet close to every piece's audio scores above a distinct one."""
+    from types import SimpleNamespace
+
+    from benchmarks.hubness import hub_scores
+    from indexer.snippet_map import PieceSnippets
+
+    common = unit_vectors(1, seed=1)[0]  # a sound every piece's audio holds (a cadence, say)
+    reference = unit_vectors(60, seed=2)
+    reference[::6] = common  # ten excerpts, one in six of every piece's
+    reference_pieces = np.repeat(np.arange(1, 7), 10)
+    mine = reference[10:12].copy()  # piece 2's own audio, word for word
+    vectors = np.stack([common, mine[0], mine[1], unit_vectors(1, seed=3)[0]]).astype(np.float32)
+    snippets = {2: PieceSnippets(np.array([0, 1, 2, 3]), np.zeros(4), np.ones(4), np.zeros(4), np.zeros((4, 4)),
+                                 vectors)}  # fmt: skip
+    library = SimpleNamespace(snippets=SimpleNamespace(ids=np.arange(4), pieces=np.full(4, 2)),
+                              piece_snippets=snippets.__getitem__)  # fmt: skip
+    hub = hub_scores(library, reference.astype(np.float32), reference_pieces, k=3)  # type: ignore[arg-type]
+    assert hub[0] > 0.99  # near the common sound in the other pieces' audio
+    assert hub[1] < 0.9 and hub[2] < 0.9  # its own audio is skipped: exact copies would score 1
+    assert hub[0] > hub[3]
