@@ -77,3 +77,23 @@ def test_window_centres_sit_on_the_pooling_grid() -> None:
     assert np.all(centres % 16 == 0) and centres[0] >= 32 and centres[-1] <= 1000 - 32
     with pytest.raises(ValueError):
         window_centres(1000, window=128, stride=16, hop=10)  # must divide the stride
+
+
+def test_wider_windows_keep_dense_and_per_window_vectors_equal() -> None:
+    """The window sizes are settings (a longer audio context with a wider sheet snippet): the dense pass
+    must pool the same vectors as a crop of the new size, not of the shipped one."""
+    from dataclasses import replace
+
+    from model.nets import SheetAudioNet
+
+    torch.manual_seed(0)
+    wide = SheetAudioNet(replace(checkpoint.load()[0].cfg, sheet_window_cols=13, audio_window_cols=5)).eval()
+    rng = np.random.default_rng(1)
+    strip = (rng.random((wide.cfg.strip_height, 1500)) < 0.1).astype(np.uint8) * 255
+    centres, dense = embed_strip(wide, strip, hop=16)
+    ref_centres, ref = embed_strip_per_window(wide, strip, hop=16)
+    np.testing.assert_array_equal(centres, ref_centres)
+    assert _cosines(dense, ref).min() >= COSINE_FLOOR
+    spec = rng.random((600, wide.cfg.n_bins)).astype(np.float32)
+    centres, dense = embed_spectrogram(wide, spec, hop_frames=16)
+    assert _cosines(dense, embed_spectrogram_per_window(wide, spec, hop_frames=16)[1]).min() >= COSINE_FLOOR
