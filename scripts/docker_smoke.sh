@@ -64,8 +64,12 @@ docker info >/dev/null
 
 if ! docker image inspect local/base >/dev/null 2>&1; then
     if [ ! -x "$CACHE/rootfs/usr/bin/python3" ]; then
+        # the machine's own apt mirror (deb822 sources, else a classic sources.list line)
         mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-        log "debootstrap bookworm from ${mirror:=http://deb.debian.org/debian}"
+        [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" {print ($2 ~ /^\[/ ? $3 : $2); exit}' \
+            /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true)
+        [ -n "$mirror" ] || { log "no apt mirror configured on this machine: debootstrap needs one"; exit 1; }
+        log "debootstrap bookworm from $mirror"
         rm -rf "$CACHE/rootfs"
         debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
             bookworm "$CACHE/rootfs" "$mirror" >"$RUN/debootstrap.log"
