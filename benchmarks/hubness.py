@@ -24,9 +24,7 @@ from benchmarks.dataset_library import index_dataset
 from benchmarks.ranking import EXCERPTS, evaluate_ranking
 from indexer.library import Library
 from indexer.library_view import LibraryView
-from model.audio import at_level
 from model.data import dataset as ds
-from model.embed import embed_spectrogram
 
 K_REFERENCE = 10  # reference excerpts whose mean cosine is a snippet's hub score
 FETCH = 75  # neighbours re-ranked per query excerpt (3 × the votes' top 25)
@@ -39,17 +37,17 @@ def reference_audio(library: Library, dataset: Path, ids: dict[str, int],
     """(unit vectors, library piece id) of training renditions' excerpts, one rendition per piece."""
     vectors: list[np.ndarray] = []
     owners: list[np.ndarray] = []
+    total = 0
     for pid in ds.built_pieces(dataset, ["train"]):
         record = ds.load_record(dataset / ds.PIECES_DIR / f"{ds.piece_key(pid)}.npz")
         if not record.renditions or pid not in ids:
             continue
         spec = record.renditions[len(vectors) % len(record.renditions)].spec
-        if library.model.cfg.audio_level is not None:
-            spec = at_level(spec, library.model.cfg.audio_level)
-        _, v = embed_spectrogram(library.model, spec, library.settings.excerpt_hop)
+        _, v = library.embed_spectrogram(spec, library.settings.excerpt_hop)
         vectors.append(v)
         owners.append(np.full(len(v), ids[pid], np.int64))
-        if sum(len(v) for v in vectors) >= limit:
+        total += len(v)
+        if total >= limit:
             break
     if not vectors:
         raise ValueError(f"no training renditions in {dataset}: build them with `sheetid data build`")

@@ -291,7 +291,10 @@ class Library:
     # ---- queries ----------------------------------------------------------------------------------
     def embed_recording(self, wave: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
         """(excerpt centre frames, unit vectors) of a mono 22.05 kHz recording, with the library's model."""
-        spec = spectrogram(wave)
+        return self.embed_spectrogram(spectrogram(wave), hop_frames)
+
+    def embed_spectrogram(self, spec: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """embed_recording for a spectrogram already computed (a dataset rendition's, say)."""
         if self.model.cfg.audio_level is not None:  # a recording's loudness says nothing about the piece
             spec = at_level(spec, self.model.cfg.audio_level)
         return embed_spectrogram(self.model, spec, hop_frames, self.device)

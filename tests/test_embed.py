@@ -79,7 +79,7 @@ def test_window_centres_sit_on_the_pooling_grid() -> None:
         window_centres(1000, window=128, stride=16, hop=10)  # must divide the stride
 
 
-def test_wider_windows_keep_dense_and_per_window_vectors_equal() -> None:
+def test_wider_windows_keep_dense_and_per_window_vectors_equal(shipped: torch.nn.Module) -> None:
     """The window sizes are settings (a longer audio context with a wider sheet snippet): the dense pass
     must pool the same vectors as a crop of the new size, not of the shipped one."""
     from dataclasses import replace
@@ -87,7 +87,7 @@ def test_wider_windows_keep_dense_and_per_window_vectors_equal() -> None:
     from model.nets import SheetAudioNet
 
     torch.manual_seed(0)
-    wide = SheetAudioNet(replace(checkpoint.load()[0].cfg, sheet_window_cols=13, audio_window_cols=5)).eval()
+    wide = SheetAudioNet(replace(shipped.cfg, sheet_window_cols=13, audio_window_cols=5)).eval()
     rng = np.random.default_rng(1)
     strip = (rng.random((wide.cfg.strip_height, 1500)) < 0.1).astype(np.uint8) * 255
     centres, dense = embed_strip(wide, strip, hop=16)
