@@ -35,6 +35,7 @@ from model.audio import SAMPLE_RATE
 from model.data import dataset as ds
 from model.data.corpus import PieceSpec
 from model.data.engrave import Note
+from model.data.perform import bar_velocities, bars_before, microphone, pedal_spans, with_noise
 
 ROBUST_DIR = "robust"  # under the dataset root: robust/<split>/
 SPLIT_GROUPS = {"validation": ("validation",), "test": ("test", "test-chorales")}  # query set → dataset splits
@@ -48,7 +49,6 @@ RT60_RANGE = (0.3, 1.2)  # room reverberation time, s
 DRR_DB_RANGE = (0.0, 10.0)  # direct-to-reverberant energy ratio
 SNR_DB_RANGE = (20.0, 35.0)  # signal to additive noise, over the whole recording
 LEAD_IN_RANGE = (0.2, 1.0)  # seconds of room noise before the first note
-PEDAL_DELAY = 0.05  # s after a bar's first notes: the pedal goes down after the new harmony sounds
 GRID_PER_QUARTER = 24  # resolution of the tempo curve
 
 
@@ -99,11 +99,6 @@ def tempo_map(end: float, perf: Performance, rng: np.random.Generator) -> tuple[
     return q, np.concatenate([[0.0], np.cumsum(steps)])
 
 
-def bars_before(bars: Sequence[float], end: float) -> np.ndarray:
-    """The bar lines (quarters) before the piece's end; a piece without any has one at 0."""
-    return np.array(sorted(b for b in bars if b < end) or [0.0])
-
-
 def warp(notes: Sequence[Note], q: np.ndarray, seconds: np.ndarray) -> list[Note]:
     """The notes timed in seconds through a tempo map (quarter grid, seconds at each grid point)."""
     return [Note(n.id, n.pitch, float(np.interp(n.on, q, seconds)), float(np.interp(n.off, q, seconds)))
@@ -114,25 +109,6 @@ def at_tempo(notes: Sequence[Note], seconds_per_quarter: float) -> list[Note]:
     """The notes timed in seconds at a steady tempo."""
     end = max(n.off for n in notes)
     return warp(notes, np.array([0.0, end]), np.array([0.0, end * seconds_per_quarter]))
-
-
-def bar_velocities(notes: Sequence[Note], bars: np.ndarray, rng: np.random.Generator) -> list[int]:
-    """A random walk of dynamics from bar to bar, a small accent on downbeats, jitter per note."""
-    level = np.clip(rng.uniform(55, 90) + np.cumsum(rng.normal(0, 6, len(bars))), 35, 110)
-    bar_of = np.clip(np.searchsorted(bars, [n.on for n in notes], side="right") - 1, 0, len(bars) - 1)
-    out = []
-    for n, b in zip(notes, bar_of, strict=True):
-        accent = 5.0 if abs(n.on - bars[b]) < 1e-6 else 0.0
-        out.append(int(np.clip(round(level[b] + accent + rng.normal(0, 7)), 20, 120)))
-    return out
-
-
-def pedal_spans(bar_seconds: np.ndarray, end: float, share: float,
-                rng: np.random.Generator) -> list[tuple[float, float]]:  # fmt: skip
-    """(down, up) seconds: the pedal is held through a seeded share of the bars, changed at each bar line."""
-    starts, ends = bar_seconds, np.append(bar_seconds[1:], end)
-    return [(float(s) + PEDAL_DELAY, float(e)) for s, e in zip(starts, ends, strict=True)
-            if rng.uniform() < share and e - s > 2 * PEDAL_DELAY]  # fmt: skip
 
 
 def timidity(notes: Sequence[Note], note_velocities: Sequence[int], pedal: Sequence[tuple[float, float]],
@@ -151,7 +127,7 @@ def timidity(notes: Sequence[Note], note_velocities: Sequence[int], pedal: Seque
 
 def room(wave: np.ndarray, perf: Performance, rng: np.random.Generator) -> np.ndarray:
     """Reverb (synthetic impulse response), microphone band-pass and tilt, lead-in, noise; peak 0.9."""
-    from scipy.signal import butter, fftconvolve, lfilter, sosfilt
+    from scipy.signal import fftconvolve
 
     n = int(perf.rt60 * SAMPLE_RATE)
     t = np.arange(n) / SAMPLE_RATE
@@ -160,13 +136,8 @@ def room(wave: np.ndarray, perf: Performance, rng: np.random.Generator) -> np.nd
     tail *= 10 ** (-perf.drr_db / 20) / np.sqrt(np.sum(tail**2))
     tail[0] += 1.0  # the direct sound
     wet = fftconvolve(np.concatenate([np.zeros(int(perf.lead_in * SAMPLE_RATE)), wave]), tail)
-    band = butter(2, [perf.low_cut_hz, perf.high_cut_hz], btype="bandpass", fs=SAMPLE_RATE, output="sos")
-    mic = sosfilt(band, wet)
-    mic = mic + perf.tilt * sosfilt(butter(1, 1000.0, btype="highpass", fs=SAMPLE_RATE, output="sos"), mic)
-    noise = lfilter([1.0 - perf.noise_colour], [1.0, -perf.noise_colour], rng.standard_normal(len(mic)))
-    noise *= np.sqrt(np.mean(mic**2) / np.mean(noise**2)) * 10 ** (-perf.snr_db / 20)
-    out = mic + noise
-    return (0.9 * out / max(float(np.abs(out).max()), 1e-9)).astype(np.float32)
+    mic = microphone(wet, perf.low_cut_hz, perf.high_cut_hz, perf.tilt)
+    return with_noise(mic, perf.noise_colour, perf.snr_db, rng)
 
 
 def perform(notes: Sequence[Note], bars: Sequence[float], piece: str) -> tuple[np.ndarray, dict]:

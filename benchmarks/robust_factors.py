@@ -28,6 +28,7 @@ from benchmarks.dataset_library import index_dataset, read_recording
 from benchmarks.identify import rank_of
 from indexer.library import Library
 from model.data import dataset as ds
+from model.data.perform import bars_before, pedal_spans
 from service.identify import identify
 
 CONDITIONS = ("clean", "room", "other-synth", "other-synth+tempo", "other-synth+pedal", "robust")
@@ -63,8 +64,8 @@ def renditions(dataset: Path, pid: str, robust_file: Path) -> dict[str, np.ndarr
 
 def _steady_pedal(pid: str, bars: list[float], end_quarters: float, share: float) -> list[tuple[float, float]]:
     """The pedal held through `share` of the bars (seeded), at the steady tempo."""
-    bar_seconds = rb.bars_before(bars, end_quarters) * STEADY_SECONDS_PER_QUARTER
-    return rb.pedal_spans(bar_seconds, end_quarters * STEADY_SECONDS_PER_QUARTER, share, rb.piece_rng("pedal:" + pid))
+    bar_seconds = bars_before(bars, end_quarters) * STEADY_SECONDS_PER_QUARTER
+    return pedal_spans(bar_seconds, end_quarters * STEADY_SECONDS_PER_QUARTER, share, rb.piece_rng("pedal:" + pid))
 
 
 def evaluate_factors(library: Library, dataset: Path, match_level: bool = False,

@@ -68,8 +68,9 @@ class TrainConfig:
     seed: int = 1234  # fixes sampling, augmentation and initialisation
     init: str | None = None  # start from this checkpoint's network weights (any format with the same layers)
     # Renditions per training piece: the first N of each record, or all. A record lists the three FluidSynth
-    # pianos first, then timidity and another keyboard instrument (model/data/build.py renditions_for); the
-    # stages before MODEL.md step 11 were trained on the first three.
+    # pianos first, then timidity and another keyboard instrument, then two performed in a room
+    # (model/data/build.py renditions_for); the stages before MODEL.md step 11 were trained on the first
+    # three, steps 11-14 on the first five.
     renditions: int | None = None
     # optimisation (paper §3)
     batch_size: int = 100  # pairs per step; the other 99 are each pair's contrastive examples

@@ -64,8 +64,11 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
         train_records = [replace(r, renditions=r.renditions[: cfg.renditions]) for r in train_records]
     if not any(r.renditions for r in train_records):  # e.g. a dataset built with `data build --no-audio`
         raise ValueError(f"the training pieces in {root} have no renditions: build them with `sheetid data build`")
-    if cfg.level_inputs:  # derived from the data, stored in the checkpoint, applied to every input
-        cfg = replace(cfg, model=replace(cfg.model, audio_level=round(median_level(train_records), 3)))
+    # The level is derived from the data unless given (`--set model.audio_level=…`: a fine-tune can keep its
+    # init's, when new renditions would move the median); stored in the checkpoint, applied to every input.
+    if cfg.level_inputs:
+        if cfg.model.audio_level is None:
+            cfg = replace(cfg, model=replace(cfg.model, audio_level=round(median_level(train_records), 3)))
         log(f"inputs scaled to spectrogram level {cfg.model.audio_level}")
     level = cfg.model.audio_level
     train_pairs = PairIndex.build(train_records, level=level)

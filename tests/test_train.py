@@ -27,3 +27,21 @@ def test_resume_continues_the_interrupted_run(dataset: Path, tmp_path: Path) -> 
     history = extra["history"]
     assert [row["epoch"] for row in history] == [1, 2]
     assert history[0] == state["history"][0]  # the first epoch is carried over, not redone
+
+
+def test_inputs_are_scaled_to_a_given_level_or_else_to_the_training_median(dataset: Path, tmp_path: Path) -> None:
+    """A fine-tune can keep its init's input level (new renditions would move the training median)."""
+    from dataclasses import replace
+
+    from model.data.dataset import load_split
+    from model.pairs import median_level
+    from model.train import TRAINING_SPLITS
+
+    derived = _cfg(dataset, tmp_path / "derived.pt", 1)
+    given = _cfg(dataset, tmp_path / "given.pt", 1)
+    train(derived, log=lambda *_: None)
+    train(replace(given, model=replace(given.model, audio_level=12.5)), log=lambda *_: None)
+    median = round(median_level(load_split(dataset, "train", TRAINING_SPLITS)), 3)
+    assert median != 12.5
+    assert checkpoint.load(Path(derived.out))[0].cfg.audio_level == median
+    assert checkpoint.load(Path(given.out))[0].cfg.audio_level == 12.5

@@ -22,6 +22,7 @@ from model.data import dataset as ds
 from model.data.corpus import PieceSpec, load_splits, pieces_in, reduce_to_grand_staff, split_of, to_musicxml
 from model.data.engrave import MUSIC_FONTS, RASTER_SCALE, Engraving, Note, engrave
 from model.data.musescore import musescore_engraving
+from model.data.perform import ROOM, perform, seed_of
 from model.data.synth import EVAL_FONT, KEYBOARD_PROGRAMS, TIMIDITY_FONTS, TRAIN_FONTS, render
 from model.sheet import unroll
 
@@ -53,8 +54,9 @@ def _piece_rng(piece: str) -> random.Random:
 
 def renditions_for(piece: str, split: str) -> list[tuple[str, float]]:
     """(voice, bpm) per rendition (model/data/synth.py names voices): for a training piece every training
-    font as a FluidSynth piano, one font played by timidity and one as another keyboard instrument, each at
-    a seeded random tempo; for an evaluation piece the unseen font at EVAL_TEMPO."""
+    font as a FluidSynth piano, one font played by timidity and one as another keyboard instrument, then
+    a FluidSynth piano and a timidity one performed in a room (model/data/perform.py), each at a seeded
+    random tempo; for an evaluation piece the unseen font at EVAL_TEMPO."""
     if split != "train":
         return [(next(iter(EVAL_FONT)), EVAL_TEMPO)]
     rng = _piece_rng(piece)
@@ -62,7 +64,10 @@ def renditions_for(piece: str, split: str) -> list[tuple[str, float]]:
     # Drawn after the plain three, so their tempi stay those of builds from before these voices.
     other = [f"timidity/{rng.choice(TIMIDITY_FONTS)}",
              f"{rng.choice(list(TRAIN_FONTS))}@{rng.choice(KEYBOARD_PROGRAMS)}"]  # fmt: skip
-    return plain + [(voice, round(rng.uniform(*TRAIN_TEMPO), 1)) for voice in other]
+    played = [(voice, round(rng.uniform(*TRAIN_TEMPO), 1)) for voice in other]
+    # Drawn last for the same reason: the performed renditions came after the five above.
+    rooms = [f"{rng.choice(list(TRAIN_FONTS))}{ROOM}", f"timidity/{rng.choice(TIMIDITY_FONTS)}{ROOM}"]
+    return plain + played + [(voice, round(rng.uniform(*TRAIN_TEMPO), 1)) for voice in rooms]
 
 
 def music_font_for(piece: str, split: str) -> str:
@@ -122,9 +127,14 @@ def save_pdf(pages: list[np.ndarray], path: Path, title: str, author: str) -> No
     tmp.replace(path)
 
 
-def _rendition(notes: list[Note], voice: str, bpm: float, split: str) -> tuple[np.ndarray, ds.Rendition]:
-    """One rendition of the notes and its waveform; a training rendition varies its velocities."""
-    wave = render(notes, bpm, voice, vary_velocity=split == "train")
+def _rendition(notes: list[Note], bars: list[float], voice: str, bpm: float, piece: str,
+               split: str) -> tuple[np.ndarray, ds.Rendition]:  # fmt: skip
+    """One rendition of the notes and its waveform; a training rendition varies its velocities, a
+    performed one (ROOM) its dynamics by bar, with pedal, room and noise."""
+    if voice.endswith(ROOM):
+        wave = perform(notes, bars, bpm, voice, seed_of(piece, voice))
+    else:
+        wave = render(notes, bpm, voice, vary_velocity=split == "train")
     return wave, ds.Rendition(voice, bpm, spectrogram(wave))
 
 
@@ -147,8 +157,10 @@ def build_piece(spec: PieceSpec, split: str, root: Path, audio: bool = True) -> 
     onset_q, onset_system, page_x = onset_pairs(eng)
     onset_x = np.array([strip.strip_x(int(s), x) for s, x in zip(onset_system, page_x, strict=True)])
     rec = ds.PieceRecord(spec.id, split, spec.composer, strip, onset_q, onset_x, onset_system, meta=meta)
+    # MuseScore's engravings carry verovio's notes but no bar lines: the pedal changes on verovio's.
+    bars = eng.bars or (engrave(xml, draw=False).bars if split == "train" else [])
     for voice, bpm in renditions_for(spec.id, split) if audio or split != "train" else []:
-        wave, rendition = _rendition(eng.notes, voice, bpm, split)
+        wave, rendition = _rendition(eng.notes, bars, voice, bpm, spec.id, split)
         rec.renditions.append(rendition)
         if split != "train":
             flac = ds.audio_path(root, spec.id)
@@ -175,12 +187,12 @@ def add_renditions(spec: PieceSpec, split: str, root: Path, summary: dict) -> di
     t0 = time.time()
     rec = ds.load_record(ds.record_path(root, spec.id))
     have = {(r.font, r.bpm) for r in rec.renditions}
-    notes = engrave(score_xml(spec)[0], draw=False).notes
-    if not np.isin(rec.onset_q, [n.on for n in notes]).all():
+    sounding = engrave(score_xml(spec)[0], draw=False)
+    if not np.isin(rec.onset_q, [n.on for n in sounding.notes]).all():
         raise ValueError("the score's notes no longer match the record's onsets: rebuild the piece")
     for voice, bpm in renditions_for(spec.id, split):
         if (voice, bpm) not in have:
-            rec.renditions.append(_rendition(notes, voice, bpm, split)[1])
+            rec.renditions.append(_rendition(sounding.notes, sounding.bars, voice, bpm, spec.id, split)[1])
     ds.save_record(rec, root)
     return summary | {"renditions": _listed(rec), "seconds": round(summary["seconds"] + time.time() - t0, 2)}
 

@@ -136,15 +136,18 @@ def play_midi(mid: Path, engine: str, config: Path) -> np.ndarray:
     return audio.mean(axis=1)
 
 
-def render(notes: Sequence[Note], bpm: float, voice: str, vary_velocity: bool = False) -> np.ndarray:
+def render(notes: Sequence[Note], bpm: float, voice: str, vary_velocity: bool = False,
+           note_velocities: Sequence[int] | None = None,
+           pedal: Sequence[tuple[float, float]] = ()) -> np.ndarray:  # fmt: skip
     """Synthesize notes with a voice (see the module docstring); mono float32 at SAMPLE_RATE.
+    `note_velocities` and `pedal` (quarter positions) are write_midi's.
 
     The three plain FluidSynth piano voices write the MIDI the dataset was built with; every other voice
     plays one key per pitch (write_midi's `one_key`), which timidity needs."""
     engine, font, program = parse_voice(voice)
     with tempfile.TemporaryDirectory() as tmp:
         mid = Path(tmp) / "in.mid"
-        write_midi(notes, bpm, mid, vary_velocity, one_key=voice != font, program=program)
+        write_midi(notes, bpm, mid, vary_velocity, note_velocities, pedal, one_key=voice != font, program=program)
         config = Path(FONTS[font])
         if engine == "timidity":
             # The font's preset as an explicit instrument: a `soundfont` line would lose to the one in
