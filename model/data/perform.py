@@ -22,6 +22,7 @@ import numpy as np
 
 from model.audio import SAMPLE_RATE
 from model.data.engrave import Note
+from model.data.synth import render
 
 ROOM = "+room"  # voice-name suffix of a performed rendition
 PEDAL_DELAY = 0.05  # s after a bar's first notes: the pedal goes down after the new harmony sounds
@@ -127,8 +128,6 @@ def seed_of(piece: str, voice: str) -> int:
 def perform(notes: Sequence[Note], bars: Sequence[float], bpm: float, voice: str, seed: int) -> np.ndarray:
     """A performed rendition (voice: a synth.py voice + ROOM) at a steady `bpm`; mono float32."""
     from scipy.signal import fftconvolve
-
-    from model.data.synth import render
 
     if not voice.endswith(ROOM):
         raise ValueError(f"not a performed voice: {voice!r}")
