@@ -88,7 +88,9 @@ def _engraving(xml: str, piece: str, split: str) -> tuple[Engraving, dict, bytes
     meta: dict = {"planned_engraver": engraver_for(piece, split)}
     if meta["planned_engraver"] == "musescore":
         try:
-            eng, pdf = musescore_engraving(xml, engrave(xml, font, draw=False).notes, PDF_DPI)
+            sounding = engrave(xml, font, draw=False)
+            eng, pdf = musescore_engraving(xml, sounding.notes, PDF_DPI)
+            eng.bars = sounding.bars  # verovio's notes, so verovio's bar lines (the performed pedal changes there)
             return eng, meta | {"engraver": "musescore", "music_font": "Emmentaler"}, pdf
         except ValueError as exc:
             meta["musescore_refused"] = str(exc)
@@ -157,10 +159,8 @@ def build_piece(spec: PieceSpec, split: str, root: Path, audio: bool = True) -> 
     onset_q, onset_system, page_x = onset_pairs(eng)
     onset_x = np.array([strip.strip_x(int(s), x) for s, x in zip(onset_system, page_x, strict=True)])
     rec = ds.PieceRecord(spec.id, split, spec.composer, strip, onset_q, onset_x, onset_system, meta=meta)
-    # MuseScore's engravings carry verovio's notes but no bar lines: the pedal changes on verovio's.
-    bars = eng.bars or (engrave(xml, draw=False).bars if split == "train" else [])
     for voice, bpm in renditions_for(spec.id, split) if audio or split != "train" else []:
-        wave, rendition = _rendition(eng.notes, bars, voice, bpm, spec.id, split)
+        wave, rendition = _rendition(eng.notes, eng.bars, voice, bpm, spec.id, split)
         rec.renditions.append(rendition)
         if split != "train":
             flac = ds.audio_path(root, spec.id)
