@@ -1,4 +1,5 @@
-"""No-match calibration: fit confidence = sigmoid(a·m + b + c·ln n + d·s) on validation queries, pick the threshold.
+"""No-match calibration: fit confidence = sigmoid(a·m + b + c·ln n + d·s + e·p + f·g) on validation queries,
+pick the thresholds.
 
 Reads the validation split only and writes the calibration file the service loads
 (Settings.calibration_path, beside the weights by default).
@@ -23,8 +24,8 @@ CALIBRATION_EXCERPTS = (5.0, 10.0, 20.0)  # excerpt lengths used to calibrate th
 EXCERPTS_PER_LENGTH = 3  # random excerpts of each length per validation piece
 CALIBRATION_LIBRARY_SIZES = (16, 64, 434)  # sub-library sizes the confidence is calibrated on
 THRESHOLDS = np.linspace(0.05, 0.95, 91)  # candidate no-match thresholds
-# The operating point: the lowest threshold at which, at every calibration library size, at least this share
-# of the queries whose piece is absent is answered "no match" (issue 13's target). A confident wrong answer
+# The operating point: per calibration library size, the lowest threshold at which at least this share of
+# the queries whose piece is absent is answered "no match" (issue 13's target). A confident wrong answer
 # is the worse error, and where the evidence cannot also give present pieces their match (it cannot today:
 # README, Identification) the threshold must not trade this half away for the other.
 ABSENT_NO_MATCH = 0.9
@@ -63,7 +64,7 @@ def calibrate(library: Library, dataset: Path, out: Path | None = None, seed: in
     everyone = np.array(sorted(set(ids.values())))
     all_ids = set(everyone.tolist())
     rng = np.random.default_rng(seed)
-    rows, y, absent, size, is_robust = [], [], [], [], []
+    rows, y, absent, size, is_robust, piece = [], [], [], [], [], []
     queries = calibration_queries(dataset, robust)
     log(f"calibrating on {len(queries)} validation recordings "
         f"({sum(c == 'robust' for c, _, _ in queries)} robust)")  # fmt: skip
@@ -78,15 +79,16 @@ def calibrate(library: Library, dataset: Path, out: Path | None = None, seed: in
                     for present, pool in ((True, with_piece), (False, without_piece)):
                         r = identify(library.without(all_ids - pool), clip)
                         margin, top = r.evidence
-                        rows.append((margin, np.log(len(pool)), top))
+                        rows.append((margin, np.log(len(pool)), top, r.path.top_cost, r.path.runner_up_gap))
                         y.append(float(present and bool(r.pieces) and r.pieces[0].id == true))
                         absent.append(not present)
                         size.append(n)
                         is_robust.append(condition == "robust")
+                        piece.append(pid)
     features, correct = np.array(rows), np.array(y)
     if rows_out is not None:
         np.savez(rows_out, features=features, correct=correct, absent=np.array(absent), size=np.array(size),
-                 robust=np.array(is_robust))  # fmt: skip
+                 robust=np.array(is_robust), piece=np.array(piece))  # fmt: skip
     result = fit_calibration(features, correct, np.array(absent), np.array(size))
     result.update(queries=len(y), robust_queries=int(np.sum(is_robust)), library_sizes=list(CALIBRATION_LIBRARY_SIZES),
                   model_version=library.model_version)  # fmt: skip
@@ -94,31 +96,42 @@ def calibrate(library: Library, dataset: Path, out: Path | None = None, seed: in
     return result
 
 
+FEATURES = "acdef"  # the calibration weight of each feature column: margin, ln n, top, path cost, path gap
+
+
 def fit_calibration(features: np.ndarray, correct: np.ndarray, absent: np.ndarray | None = None,
                     size: np.ndarray | None = None) -> dict:  # fmt: skip
-    """a, c, d, b of sigmoid(a·margin + c·ln n + d·top + b) from (margin, ln n, top) rows and 0/1 outcomes,
-    and the no-match threshold.
+    """The weights of sigmoid(a·margin + c·ln n + d·top + e·path cost + f·path gap + b) from rows of the
+    first columns of (margin, ln n, top, path cost, path gap) and 0/1 outcomes, and the no-match thresholds.
 
-    With `absent` (the rows whose piece was left out) and `size` (their library sizes) the threshold is the
-    operating point of ABSENT_NO_MATCH, and the two halves of the answer at it are reported per size:
-    present pieces answered with a correct match, absent ones answered "no match". Without them, the
-    threshold that answers most rows right."""
-    a, c, d, b = fit_logistic(np.column_stack([features, np.ones(len(features))]), correct)
-    conf = 1.0 / (1.0 + np.exp(-(a * features[:, 0] + c * features[:, 1] + d * features[:, 2] + b)))
+    With `absent` (the rows whose piece was left out) and `size` (their library sizes) the threshold of each
+    size is its operating point of ABSENT_NO_MATCH (`thresholds_by_size`; `threshold` the strictest of them),
+    and the two halves of the answer at it are reported per size: present pieces answered with a correct
+    match, absent ones answered "no match". Without them, the threshold that answers most rows right."""
+    *weights, b = fit_logistic(np.column_stack([features, np.ones(len(features))]), correct)
+    result: dict = {"a": weights[0], "b": b} | dict(zip(FEATURES[1:], weights[1:], strict=False))
+    conf = 1.0 / (1.0 + np.exp(-(features @ np.array(weights) + b)))
     accuracy = [float(np.mean((conf >= t) == (correct > 0.5))) for t in THRESHOLDS]
     best = int(np.argmax(accuracy))
-    result: dict = {"a": a, "b": b, "c": c, "d": d}
-    if absent is not None and size is not None and absent.any():
-        sizes = sorted(set(size.tolist()))
-        kept_out = np.array([[np.mean(conf[absent & (size == n)] < t) for n in sizes] for t in THRESHOLDS])
-        meets = np.flatnonzero(kept_out.min(axis=1) >= ABSENT_NO_MATCH)
-        result["most_accurate_threshold"] = round(float(THRESHOLDS[best]), 4)
-        best = int(meets[0]) if len(meets) else len(THRESHOLDS) - 1
-        answered_right = (correct > 0.5) & (conf >= THRESHOLDS[best])
-        result["by_library_size"] = {
-            str(n): {"match_present": round(float(np.mean(answered_right[~absent & (size == n)])), 4),
-                     "no_match_absent": round(float(kept_out[best, k]), 4)} for k, n in enumerate(sizes)}  # fmt: skip
-    return result | {"threshold": round(float(THRESHOLDS[best]), 4), "validation_accuracy": round(accuracy[best], 4)}
+    if absent is None or size is None or not absent.any():
+        return result | {"threshold": round(float(THRESHOLDS[best]), 4),
+                         "validation_accuracy": round(accuracy[best], 4)}  # fmt: skip
+    sizes = sorted(set(size.tolist()))
+    by_size, chosen = {}, {}
+    for n in sizes:
+        kept_out = np.array([np.mean(conf[absent & (size == n)] < t) for t in THRESHOLDS])
+        meets = np.flatnonzero(kept_out >= ABSENT_NO_MATCH)
+        k = int(meets[0]) if len(meets) else len(THRESHOLDS) - 1
+        chosen[n] = float(THRESHOLDS[k])
+        answered_right = (correct > 0.5) & (conf >= chosen[n])
+        by_size[str(n)] = {"threshold": round(chosen[n], 4),
+                           "match_present": round(float(np.mean(answered_right[~absent & (size == n)])), 4),
+                           "no_match_absent": round(float(kept_out[k]), 4)}  # fmt: skip
+    at = np.array([chosen[n] for n in size.tolist()])
+    return result | {"most_accurate_threshold": round(float(THRESHOLDS[best]), 4), "by_library_size": by_size,
+                     "thresholds_by_size": {str(n): round(t, 4) for n, t in chosen.items()},
+                     "threshold": round(max(chosen.values()), 4),
+                     "validation_accuracy": round(float(np.mean((conf >= at) == (correct > 0.5))), 4)}  # fmt: skip
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 50, ridge: float = 1e-6) -> tuple[float, ...]:

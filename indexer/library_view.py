@@ -9,6 +9,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from indexer.library import Library
+    from indexer.snippet_map import PieceSnippets
 
 
 class LibraryView:
@@ -40,3 +41,6 @@ class LibraryView:
 
     def search(self, vectors: np.ndarray, k: int) -> np.ndarray:
         return self.library.index.search(vectors, k, allow=self._allow, deny=self._deny)[1]
+
+    def piece_snippets(self, piece_id: int) -> PieceSnippets:
+        return self.library.piece_snippets(piece_id)

@@ -11,8 +11,9 @@ Beyond the paper:
   land at unrelated places; the right piece's hits line up. Consistency alone ranked worse on validation
   with the shipped embedding; votes alone tie with the sum there, and the sum lets consistency decide
   where no piece's votes stand out (copies of one score splitting them; README, Identification).
-- A calibrated confidence from the top piece's evidence and its margin over the runner-up, an explicit
-  no-match answer, and the part of the score the votes point at.
+- A calibrated confidence from the top piece's evidence, its margin over the runner-up and how well the
+  best ranked pieces' alignments to the query fit (service/verify.py), an explicit no-match answer at a
+  threshold calibrated per library size, and the part of the score the votes point at.
 Works without HTTP (CLI and benchmarks call it directly); benchmarks leave pieces out by passing a
 `LibraryView` (Library.without) instead of the library.
 """
@@ -30,19 +31,25 @@ from indexer.library import Library
 from indexer.library_view import LibraryView
 from model.audio import FPS, SAMPLE_RATE
 from service.consistency import consistency_scores
+from service.verify import PathEvidence, path_evidence
 
 DEFAULT_CALIBRATION = {"a": 1.0, "b": -3.0, "threshold": 0.5}  # used only until `sheetid eval calibrate` ran
 MAX_RANKED = 10  # pieces returned
+NO_PATH = PathEvidence()  # no piece aligned: the alignment terms add nothing
 SHORTLIST = 30  # pieces, by vote z-score, whose hits are checked for temporal consistency
 
 
 @dataclass
 class Calibration:
-    """confidence = sigmoid(a · m + b + c · ln n + d · s).
+    """confidence = sigmoid(a · m + b + c · ln n + d · s + e · p + f · g).
 
     m is the margin of the top piece's ranking score over the runner-up's, s the top piece's own score,
-    and n the number of pieces in the library. Chance evidence changes with the library's size, so the
-    same margin means something else in a small library; c carries that.
+    n the number of pieces in the library, p the mean cosine distance along the top piece's alignment to
+    the query and g how far the runner-ups' lie above it (service/verify.py). Chance evidence changes with
+    the library's size, so the same margin means something else in a small library; c carries that.
+    The answer is "no match" below the threshold, which the calibration sets per library size
+    (`thresholds`: pieces → threshold, interpolated in ln n, held beyond the calibrated sizes) so that the
+    same share of absent pieces is kept out at every size; `threshold` alone where no sizes are given.
     """
 
     a: float
@@ -50,17 +57,35 @@ class Calibration:
     threshold: float  # below this confidence the answer is "no match"
     c: float = 0.0
     d: float = 0.0
+    e: float = 0.0
+    f: float = 0.0
+    thresholds: dict[int, float] | None = None
 
     @classmethod
     def load(cls, path: Path) -> Calibration:
         """The fitted calibration at `path` (Settings.calibration_path), or a neutral default before one exists."""
-        data = json.loads(path.read_text()) if path.exists() else DEFAULT_CALIBRATION
-        return cls(float(data["a"]), float(data["b"]), float(data["threshold"]), float(data.get("c", 0.0)),
-                   float(data.get("d", 0.0)))  # fmt: skip
+        return cls.load_dict(json.loads(path.read_text()) if path.exists() else DEFAULT_CALIBRATION)
 
-    def confidence(self, margin: float, pieces: int = 1, top: float = 0.0) -> float:
-        logit = self.a * margin + self.b + self.c * math.log(max(1, pieces)) + self.d * top
+    @classmethod
+    def load_dict(cls, data: dict) -> Calibration:
+        """The calibration of a fit's dictionary (benchmarks/calibrate.py writes it as JSON)."""
+        by_size = data.get("thresholds_by_size")
+        c, d, e, f = (float(data.get(k, 0.0)) for k in "cdef")
+        return cls(float(data["a"]), float(data["b"]), float(data["threshold"]), c, d, e, f,
+                   {int(n): float(t) for n, t in by_size.items()} if by_size else None)  # fmt: skip
+
+    def confidence(self, margin: float, pieces: int = 1, top: float = 0.0, path: PathEvidence | None = None) -> float:
+        path = path or NO_PATH
+        logit = (self.a * margin + self.b + self.c * math.log(max(1, pieces)) + self.d * top
+                 + self.e * path.top_cost + self.f * path.runner_up_gap)  # fmt: skip
         return 1.0 / (1.0 + math.exp(-min(60.0, max(-60.0, logit))))
+
+    def threshold_for(self, pieces: int) -> float:
+        """The no-match threshold of a library of `pieces` pieces."""
+        if not self.thresholds:
+            return self.threshold
+        sizes = sorted(self.thresholds)
+        return float(np.interp(math.log(max(1, pieces)), np.log(sizes), [self.thresholds[n] for n in sizes]))
 
 
 def margin_statistic(scores: list[float]) -> float:
@@ -107,6 +132,7 @@ class Identification:
     matched_strip_x: tuple[float, float] | None = None  # where the top piece's votes fall (10th–90th pct)
     margin: float = 0.0
     reranked: bool = False  # ranked by temporal consistency (Settings.rerank)
+    path: PathEvidence = NO_PATH  # how well the best ranked pieces' alignments fit (service/verify.py)
 
     @property
     def evidence(self) -> tuple[float, float]:
@@ -121,7 +147,7 @@ def identify(library: Library | LibraryView, wave: np.ndarray, calibration: Cali
     st = library.settings
     calibration = calibration or Calibration.load(st.calibration_path)
     if st.no_match_threshold is not None:
-        calibration = replace(calibration, threshold=st.no_match_threshold)  # keeps every fitted weight
+        calibration = replace(calibration, threshold=st.no_match_threshold, thresholds=None)  # keeps the weights
     centres, vectors = library.embed_recording(wave, hop_frames or st.excerpt_hop)
     seconds = len(wave) / SAMPLE_RATE
     sizes = library.piece_sizes()
@@ -144,13 +170,15 @@ def identify(library: Library | LibraryView, wave: np.ndarray, calibration: Cali
     ranked = [RankedPiece(i, int(votes[i]), float(scores[i]), float(c), float(r))
               for i, c, r in zip(shortlist[:MAX_RANKED], consistency[:MAX_RANKED], rank_score[:MAX_RANKED],
                                  strict=True)]  # fmt: skip
-    result = Identification(True, 0.0, ranked, len(vectors), seconds, reranked=st.rerank)
+    path = path_evidence(library, vectors, [p.id for p in ranked])
+    result = Identification(True, 0.0, ranked, len(vectors), seconds, reranked=st.rerank, path=path)
     margin, top = result.evidence
-    confidence = calibration.confidence(margin, int((sizes > 0).sum()), top)
+    n_pieces = int((sizes > 0).sum())
+    confidence = calibration.confidence(margin, n_pieces, top, path)
     matched = None
     if ranked:
         top_ids = ids.ravel()[valid][pieces[valid] == ranked[0].id]
         xs = library.snippets.strip_x_of(top_ids)
         matched = (float(np.percentile(xs, 10)), float(np.percentile(xs, 90))) if len(xs) else None
-    return Identification(confidence < calibration.threshold, confidence, ranked, len(vectors), seconds, matched,
-                          margin, st.rerank)  # fmt: skip
+    return Identification(confidence < calibration.threshold_for(n_pieces), confidence, ranked, len(vectors), seconds,
+                          matched, margin, st.rerank, path)  # fmt: skip

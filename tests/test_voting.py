@@ -63,12 +63,13 @@ def test_separable_evidence_answers_both_halves_right_at_every_size() -> None:
     features = np.column_stack([margin, np.log(size), margin + 1.0])
     fit = fit_calibration(features, (~absent).astype(np.float64), absent, size)
     assert fit["validation_accuracy"] == 1.0
-    assert fit["by_library_size"] == {str(n): {"match_present": 1.0, "no_match_absent": 1.0} for n in (16, 64, 434)}
+    assert {n: {k: v for k, v in row.items() if k != "threshold"} for n, row in fit["by_library_size"].items()} == {
+        str(n): {"match_present": 1.0, "no_match_absent": 1.0} for n in (16, 64, 434)}
 
 
 def test_the_threshold_keeps_absent_pieces_out_at_every_library_size() -> None:
-    # absent pieces look more like matches in small libraries; the operating point must hold there too,
-    # and no lower threshold may
+    # absent pieces look more like matches in small libraries; each size's threshold must keep them out
+    # there, no lower one may, and the strictest threshold (answering without a size) holds at every size
     from benchmarks.calibrate import ABSENT_NO_MATCH, THRESHOLDS
 
     rng = np.random.default_rng(1)
@@ -78,14 +79,41 @@ def test_the_threshold_keeps_absent_pieces_out_at_every_library_size() -> None:
     top = margin + rng.exponential(2.0, size.size)
     correct = (~absent & (margin > 1.0)).astype(np.float64)
     fit = fit_calibration(np.column_stack([margin, np.log(size), top]), correct, absent, size)
-    cal = Calibration(fit["a"], fit["b"], fit["threshold"], fit["c"], fit["d"])
+    cal = Calibration.load_dict(fit)
     conf = np.array([cal.confidence(m, int(n), t) for m, n, t in zip(margin, size, top, strict=True)])
-    kept_out = {n: np.mean(conf[absent & (size == n)] < fit["threshold"]) for n in (16, 64, 434)}
-    assert min(kept_out.values()) >= ABSENT_NO_MATCH
-    assert {n: fit["by_library_size"][str(n)]["no_match_absent"] for n in kept_out} == pytest.approx(kept_out, abs=1e-4)
-    lower = THRESHOLDS[np.searchsorted(THRESHOLDS, fit["threshold"] - 1e-9) - 1]
-    assert min(np.mean(conf[absent & (size == n)] < lower) for n in (16, 64, 434)) < ABSENT_NO_MATCH
+    for n in (16, 64, 434):
+        t = cal.threshold_for(n)
+        kept_out = np.mean(conf[absent & (size == n)] < t)
+        assert kept_out >= ABSENT_NO_MATCH
+        assert fit["by_library_size"][str(n)]["no_match_absent"] == pytest.approx(kept_out, abs=1e-4)
+        lower = THRESHOLDS[np.searchsorted(THRESHOLDS, t - 1e-9) - 1]
+        assert np.mean(conf[absent & (size == n)] < lower) < ABSENT_NO_MATCH
+    assert min(np.mean(conf[absent & (size == n)] < fit["threshold"]) for n in (16, 64, 434)) >= ABSENT_NO_MATCH
+    # absent pieces look more like matches in the small library: it needs the strictest threshold
+    assert cal.threshold_for(16) == fit["threshold"] > cal.threshold_for(434)
     assert fit["threshold"] > fit["most_accurate_threshold"]  # here the target costs some accuracy
+
+
+def test_the_threshold_between_calibrated_sizes_is_interpolated_on_log_size() -> None:
+    cal = Calibration(a=1.0, b=0.0, threshold=0.6, thresholds={16: 0.6, 64: 0.4, 434: 0.3})
+    assert cal.threshold_for(16) == pytest.approx(0.6) and cal.threshold_for(64) == pytest.approx(0.4)
+    assert cal.threshold_for(32) == pytest.approx(0.5)  # halfway between 16 and 64 in ln n
+    assert cal.threshold_for(3) == pytest.approx(0.6) and cal.threshold_for(5000) == pytest.approx(0.3)  # held
+    assert Calibration(a=1.0, b=0.0, threshold=0.45).threshold_for(1000) == 0.45  # no sizes: the one threshold
+
+
+def test_alignment_evidence_moves_the_confidence() -> None:
+    from service.verify import PathEvidence
+
+    # a tighter path through the top piece, and runner-ups further behind, both raise the confidence
+    cal = Calibration(a=0.1, b=0.0, threshold=0.5, e=-8.0, f=10.0)
+    tight, loose = PathEvidence(top_cost=0.3, runner_up_gap=0.1), PathEvidence(top_cost=0.5, runner_up_gap=0.1)
+    assert cal.confidence(2.0, 64, 0.0, tight) > cal.confidence(2.0, 64, 0.0, loose)
+    ahead = PathEvidence(top_cost=0.3, runner_up_gap=0.2)
+    assert cal.confidence(2.0, 64, 0.0, ahead) > cal.confidence(2.0, 64, 0.0, tight)
+    fit = fit_calibration(np.array([[1.0, 3.0, 1.0, 0.3, 0.1], [0.2, 3.0, 0.5, 0.5, 0.0]] * 50)
+                          + np.random.default_rng(0).normal(0, 0.05, (100, 5)), np.array([1.0, 0.0] * 50))  # fmt: skip
+    assert set("abcdef") <= set(fit)
 
 
 def test_reranking_weighs_votes_against_consistency() -> None:
