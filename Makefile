@@ -60,7 +60,8 @@ train: install
 # epochs from its weights with levelled inputs and the timbre, EQ and tail augmentation (about 1 h; step
 # 10), then 4 epochs with the first five renditions (timidity and other keyboard voices; about 50 min;
 # step 11: its best epoch, 3), then 4 epochs with all seven (two performed in a room; about 25 min; step
-# 15: its best epoch, 4, ships). Writes runs/weights/ (copy sheetid.pt over the shipped file).
+# 15: its best epoch, 4), then 3 epochs of the same at a quarter of the learning rate (about 28 min; step
+# 16: its best epoch, 1, ships). Writes runs/weights/ (copy sheetid.pt over the shipped file).
 weights: data
 	$(VENV)/bin/sheetid train --out runs/weights/long.pt --minutes 600 --max-epochs 23 --steps-per-epoch 200 --set loss=hinge \
 		--set renditions=3 --set level_inputs=False --set eq_db=6.0 --set "tail_decay=(0.2,0.6)" --set timbre_prob=0.0
@@ -68,8 +69,10 @@ weights: data
 		--set renditions=3 --set init=runs/weights/long.pt
 	$(VENV)/bin/sheetid train --out runs/weights/voices.pt --minutes 120 --max-epochs 4 --steps-per-epoch 200 --set loss=hinge \
 		--set renditions=5 --set init=runs/weights/robust.pt
-	$(VENV)/bin/sheetid train --out runs/weights/sheetid.pt --minutes 60 --max-epochs 4 --steps-per-epoch 200 --set loss=hinge \
+	$(VENV)/bin/sheetid train --out runs/weights/rooms.pt --minutes 60 --max-epochs 4 --steps-per-epoch 200 --set loss=hinge \
 		--set init=runs/weights/voices.pt
+	$(VENV)/bin/sheetid train --out runs/weights/sheetid.pt --minutes 55 --max-epochs 3 --steps-per-epoch 200 --set loss=hinge \
+		--set init=runs/weights/rooms.pt --set lr=0.0005
 
 # Every corpus PDF indexed through the real path: the library the benchmarks query (resumable).
 corpus-library: EXTRA_APT += $(APT_DATA_PACKAGES)

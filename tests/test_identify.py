@@ -66,6 +66,18 @@ def test_the_first_half_alone_played_twice_is_still_identified(library: Library,
     assert _top(library, np.concatenate([half, half])) == TEST_PIECE
 
 
+def test_the_recording_follows_its_own_score_more_closely_than_the_others(library: Library, dataset: Path) -> None:
+    # the confidence's alignment evidence: the piece played lies on a cheaper path than the other pieces,
+    # and with the piece left out its stand-in's path is dearer than the piece's own was
+    wave = _recording(dataset, TEST_PIECE)
+    present = identify(library, wave)
+    test_id = present.pieces[0].id
+    assert library.titles([test_id])[test_id][0] == TEST_PIECE
+    assert len(present.pieces) >= 2 and present.path.runner_up_gap > 0.0
+    absent = identify(library.without([test_id]), wave)
+    assert absent.path.top_cost > present.path.top_cost
+
+
 @pytest.mark.xfail(reason=MISSED, strict=False)
 def test_a_library_without_the_piece_answers_no_match(library: Library, dataset: Path) -> None:
     wave = _recording(dataset, TEST_PIECE)
