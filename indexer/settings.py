@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     rerank: bool = True  # re-rank the vote shortlist by votes and temporal consistency (service/identify.py)
     # weight of the vote z-score per √(votes cast) beside consistency in that re-ranking (0: consistency alone)
     rerank_vote_weight: float = Field(default=1.0, ge=0.0)
-    no_match_threshold: float | None = None  # default: the value calibrated on validation (weights file)
+    # one threshold for every library size; default: the calibration's, one per size (weights file)
+    no_match_threshold: float | None = None
 
     @property
     def db_url(self) -> str:
