@@ -131,3 +131,26 @@ def test_reranking_weighs_votes_against_consistency() -> None:
     assert np.argmax(rerank_scores(np.array([1.7, -0.3]), np.array([0.34, 0.47]), 4_000.0, 1.0)) == 1
     # the same evidence from a recording four times as long (z doubles, votes quadruple) ranks the same
     assert np.allclose(rerank_scores(2 * z, consistency, 1_600.0, 1.0), rerank_scores(z, consistency, 400.0, 1.0))
+
+
+def test_held_out_comparison_credits_evidence_that_separates_absent_pieces() -> None:
+    # rows as `sheetid eval calibrate --rows` keeps them: the votes' margin overlaps between right answers
+    # and absent pieces' stand-ins, the path cost does not; held out by piece, the calibration with the
+    # path terms gives present pieces their match more often while still keeping absent ones out
+    from benchmarks.confidence_features import compare
+
+    rng = np.random.default_rng(2)
+    n = 4_000
+    size = rng.choice([16, 64, 434], size=n)
+    absent = rng.random(n) < 0.5
+    correct = (~absent & (rng.random(n) < 0.8)).astype(np.float64)
+    margin = rng.exponential(2.0, n) + correct  # a little higher for right answers
+    path_cost = np.where(correct > 0, rng.normal(0.35, 0.03, n), rng.normal(0.5, 0.03, n))
+    features = np.column_stack([margin, np.log(size), margin + 1.0, path_cost, rng.normal(0.1, 0.02, n)])
+    rows = {"features": features, "correct": correct, "absent": absent, "size": size,
+            "piece": rng.integers(0, 7, n)}  # fmt: skip
+    out = compare(rows)
+    votes, both = out["votes, threshold per size"], out["votes + alignment, threshold per size"]
+    for k in ("16", "64", "434"):
+        assert both[k]["match_present"] > votes[k]["match_present"] + 0.2
+        assert both[k]["no_match_absent"] >= 0.85
