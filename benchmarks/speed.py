@@ -25,7 +25,7 @@ from indexer.vector_faiss import DIM, VectorIndex
 from model.audio import FPS, SAMPLE_RATE
 from model.data import dataset as ds
 from service.identify import identify
-from service.verify import path_evidence
+from service.verify import VERIFIED, path_evidence
 
 QUERY_SECONDS = 30  # length of the recording in the latency and load benchmarks
 QUERY_EXCERPTS_30S = QUERY_SECONDS * FPS // Settings().excerpt_hop  # excerpts of such a recording (75 at 0.4 s)
@@ -123,20 +123,31 @@ def index_pdf(library: Library, data: bytes) -> dict[str, float]:
 
 
 def identify_latency(library: Library, wave: np.ndarray, repeats: int = 20) -> dict[str, float]:
-    """identify()'s latency, and the part of it spent aligning the best ranked pieces (service/verify.py)."""
-    times, verify = [], []
+    """identify()'s latency; the part of it spent aligning the best ranked pieces (service/verify.py); and
+    that check's read of the pieces' vectors (piece_vectors) against reading whole piece_snippets rows."""
+    times, verify, lean, full = [], [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         result = identify(library, wave)
         times.append(time.perf_counter() - t0)
         _, vectors = library.embed_recording(wave, library.settings.excerpt_hop)
+        checked = [p.id for p in result.pieces[:VERIFIED]]
         t0 = time.perf_counter()
-        path_evidence(library, vectors, [p.id for p in result.pieces])
+        path_evidence(library, vectors, checked)
         verify.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        [library.piece_vectors(p) for p in checked]
+        lean.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        [library.piece_snippets(p).vectors for p in checked]
+        full.append(time.perf_counter() - t0)
     ms, verify_ms = 1000 * np.array(times), 1000 * np.array(verify)
+    lean_ms, full_ms = 1000 * float(np.median(lean)), 1000 * float(np.median(full))
     return {"p50_ms": round(float(np.median(ms)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
             "verify_p50_ms": round(float(np.median(verify_ms)), 1),
-            "without_verify_p50_ms": round(float(np.median(ms - verify_ms)), 1)}  # fmt: skip
+            "without_verify_p50_ms": round(float(np.median(ms - verify_ms)), 1),
+            "verify_read_p50_ms": round(lean_ms, 1), "full_rows_read_p50_ms": round(full_ms, 1),
+            "read_speedup": round(full_ms / max(lean_ms, 1e-9), 2)}  # fmt: skip
 
 
 def search_scale(n_vectors: int, factory: str, queries: int = QUERY_EXCERPTS_30S, repeats: int = 20,

@@ -333,6 +333,15 @@ class Library:
             vectors=vectors_from([r[8] for r in rows]),
         )
 
+    def piece_vectors(self, piece_id: int) -> np.ndarray:
+        """The piece's current-model snippet vectors in strip order: piece_snippets without the page geometry,
+        which identification's alignment check (service/verify.py) does not need and reads much faster."""
+        with self.Session() as s:
+            blobs = s.scalars(select(Snippet.vector)
+                              .where(Snippet.piece_id == piece_id, Snippet.model_version == self.model_version)
+                              .order_by(Snippet.strip_x)).all()  # fmt: skip
+        return vectors_from(list(blobs))
+
     def page_images(self, piece_id: int) -> list[np.ndarray]:
         """The piece's pages as stored at indexing (flat-fielded and straightened), in page order."""
         with self.Session() as s:

@@ -44,3 +44,6 @@ class LibraryView:
 
     def piece_snippets(self, piece_id: int) -> PieceSnippets:
         return self.library.piece_snippets(piece_id)
+
+    def piece_vectors(self, piece_id: int) -> np.ndarray:
+        return self.library.piece_vectors(piece_id)

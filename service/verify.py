@@ -24,7 +24,6 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.library import PieceSnippets
 from service.jumps import Penalties, jump_dtw
 
 VERIFIED = 5  # ranked pieces aligned to the query
@@ -38,7 +37,7 @@ PENALTIES = Penalties(jump=10.0, start=2.0, end=2.0, down=0.1)
 
 
 class SnippetSource(Protocol):
-    def piece_snippets(self, piece_id: int) -> PieceSnippets: ...
+    def piece_vectors(self, piece_id: int) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def path_evidence(library: SnippetSource, vectors: np.ndarray, ranked: list[int]
     query = vectors[start : start + MAX_EXCERPTS]
     costs = []
     for piece in ranked[:VERIFIED]:
-        snippets = library.piece_snippets(piece).vectors
+        snippets = library.piece_vectors(piece)
         costs.append(path_cost(query, snippets) if len(snippets) else 2.0)  # 2: the largest cosine distance
     gap = float(np.mean(costs[1:]) - costs[0]) if len(costs) > 1 else 0.0
     return PathEvidence(costs[0], gap)

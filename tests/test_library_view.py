@@ -73,3 +73,12 @@ def test_a_view_searches_exactly_the_remaining_pieces(library: Library, dataset:
     assert agree > 0.99  # exact search; only float ties may swap the last neighbour
     sizes = view.piece_sizes()
     assert all(sizes[p] == 0 for p in gone) and all(sizes[p] == library.piece_sizes()[p] > 0 for p in kept)
+
+
+def test_a_pieces_vectors_are_its_snippets_vectors_in_strip_order(library: Library) -> None:
+    # the alignment check of identification reads only the vectors; they must be the rows' own, in order
+    for pid in _ids(library).values():
+        rows = library.piece_snippets(pid)
+        assert len(rows.ids) > 0 and np.array_equal(library.piece_vectors(pid), rows.vectors)
+        assert np.array_equal(library.without([]).piece_vectors(pid), rows.vectors)
+    assert library.piece_vectors(10_000).shape == (0, rows.vectors.shape[1])  # no such piece: no vectors
