@@ -2,11 +2,12 @@
 
 Issue 13 asked to measure again, on the stronger embedding, a second stage that verifies the shortlist by
 alignment. For every query, identify() ranks its 10 best pieces (votes, then temporal consistency); each of
-them is then aligned to the query with the jump-aware DTW (service/jumps.py; cheap jumps, starts and ends,
-since a query may be any part of a piece, with repeats) on the index's own snippets, and scored by the mean
-cosine distance along the path. Top-1 is counted for the shipped order, for the DTW score alone, and for
-consistency − λ · (path cost − the best candidate's path cost); "wins" and "losses" count queries where a
-rule's top-1 is right and the shipped one is wrong, and the reverse. Validation queries only: plain and
+them is then aligned to the whole query with the jump-aware DTW of the confidence's check
+(service/verify.path_cost: cheap jumps, starts and ends, since a query may be any part of a piece, with
+repeats) on the index's own snippets, and scored by the mean cosine distance along the path. Top-1 is
+counted for the shipped order, for the DTW score alone, and for consistency − λ · (path cost − the best
+candidate's path cost); "wins" and "losses" count queries where a rule's top-1 is right and the shipped
+one is wrong, and the reverse. Validation queries only: plain and
 robust recordings, whole and random 10-s excerpts.
 """
 
@@ -24,21 +25,15 @@ from benchmarks.robust import robust_queries, robust_root
 from indexer.library import Library, open_library
 from model.data import dataset as ds
 from service.identify import identify
-from service.jumps import Penalties, jump_dtw
+from service.verify import path_cost
 
-VERIFY = Penalties(jump=10.0, start=2.0, end=2.0, down=0.1)  # a query may be any stretch of a piece
 LAMBDAS = (1.0, 4.0)
 
 
 def path_costs(library: Library, wave: np.ndarray, candidates: list[int]) -> np.ndarray:
-    """Mean cosine distance along each candidate's jump-aware DTW path against the query's excerpts."""
+    """Mean cosine distance along each candidate's jump-aware DTW path against all the query's excerpts."""
     _, vectors = library.embed_recording(wave, library.settings.excerpt_hop)
-    out = []
-    for piece in candidates:
-        cost = (1.0 - vectors @ library.piece_snippets(piece).vectors.T).astype(np.float64)
-        path, _ = jump_dtw(cost, VERIFY)
-        out.append(float(cost[path[:, 0], path[:, 1]].mean()))
-    return np.array(out)
+    return np.array([path_cost(vectors, library.piece_vectors(piece)) for piece in candidates])
 
 
 def queries(dataset: Path, excerpts: int, seed: int) -> list[tuple[str, str, np.ndarray]]:

@@ -16,11 +16,11 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 
 from indexer import generation
 from indexer.embed import embed_pages
@@ -320,10 +320,9 @@ class Library:
     def piece_snippets(self, piece_id: int) -> PieceSnippets:
         """The piece's current-model snippets in strip order, with their page boxes and vectors."""
         with self.Session() as s:
-            rows = s.execute(select(Snippet.id, Snippet.strip_x, Snippet.page, Snippet.system, Snippet.x0, Snippet.y0,
-                                    Snippet.x1, Snippet.y1, Snippet.vector)
-                             .where(Snippet.piece_id == piece_id, Snippet.model_version == self.model_version)
-                             .order_by(Snippet.strip_x)).all()  # fmt: skip
+            rows = s.execute(self._in_strip_order(piece_id, Snippet.id, Snippet.strip_x, Snippet.page,
+                                                  Snippet.system, Snippet.x0, Snippet.y0, Snippet.x1, Snippet.y1,
+                                                  Snippet.vector)).all()  # fmt: skip
         return PieceSnippets(
             ids=np.array([r[0] for r in rows], np.int64),
             strip_x=np.array([r[1] for r in rows], np.float64),
@@ -337,10 +336,13 @@ class Library:
         """The piece's current-model snippet vectors in strip order: piece_snippets without the page geometry,
         which identification's alignment check (service/verify.py) does not need and reads much faster."""
         with self.Session() as s:
-            blobs = s.scalars(select(Snippet.vector)
-                              .where(Snippet.piece_id == piece_id, Snippet.model_version == self.model_version)
-                              .order_by(Snippet.strip_x)).all()  # fmt: skip
+            blobs = s.scalars(self._in_strip_order(piece_id, Snippet.vector)).all()
         return vectors_from(list(blobs))
+
+    def _in_strip_order(self, piece_id: int, *columns: Any) -> Select:
+        """The query for `columns` of the piece's current-model snippets, in strip order."""
+        return (select(*columns).where(Snippet.piece_id == piece_id, Snippet.model_version == self.model_version)
+                .order_by(Snippet.strip_x))  # fmt: skip
 
     def page_images(self, piece_id: int) -> list[np.ndarray]:
         """The piece's pages as stored at indexing (flat-fielded and straightened), in page order."""

@@ -9,7 +9,6 @@ import numpy as np
 
 if TYPE_CHECKING:
     from indexer.library import Library
-    from indexer.snippet_map import PieceSnippets
 
 
 class LibraryView:
@@ -41,9 +40,6 @@ class LibraryView:
 
     def search(self, vectors: np.ndarray, k: int) -> np.ndarray:
         return self.library.index.search(vectors, k, allow=self._allow, deny=self._deny)[1]
-
-    def piece_snippets(self, piece_id: int) -> PieceSnippets:
-        return self.library.piece_snippets(piece_id)
 
     def piece_vectors(self, piece_id: int) -> np.ndarray:
         return self.library.piece_vectors(piece_id)
