@@ -122,14 +122,21 @@ def index_pdf(library: Library, data: bytes) -> dict[str, float]:
     return {"seconds": round(seconds, 2), "snippets": snippets}
 
 
-def identify_latency(library: Library, wave: np.ndarray, repeats: int = 20) -> dict[str, float]:
-    """identify()'s latency; the part of it spent aligning the best ranked pieces (service/verify.py); and
-    that check's read of the pieces' vectors (piece_vectors) against reading whole piece_snippets rows."""
-    times, verify, lean, full = [], [], [], []
+def identify_latency(library: Library, wave: np.ndarray, repeats: int = 20) -> dict[str, float | list[float]]:
+    """identify()'s latency; the same query asked as played only (Settings.query_tempi empty); the part of
+    it spent aligning the best ranked pieces (service/verify.py); and that check's read of the pieces'
+    vectors (piece_vectors) against reading whole piece_snippets rows."""
+    times, played_only, verify, lean, full = [], [], [], [], []
+    settings = library.settings
     for _ in range(repeats):
         t0 = time.perf_counter()
         result = identify(library, wave)
         times.append(time.perf_counter() - t0)
+        library.settings = settings.model_copy(update={"query_tempi": ()})
+        t0 = time.perf_counter()
+        identify(library, wave)
+        played_only.append(time.perf_counter() - t0)
+        library.settings = settings
         _, vectors = library.embed_recording(wave, library.settings.excerpt_hop)
         checked = [p.id for p in result.pieces[:VERIFIED]]
         t0 = time.perf_counter()
@@ -143,7 +150,10 @@ def identify_latency(library: Library, wave: np.ndarray, repeats: int = 20) -> d
         full.append(time.perf_counter() - t0)
     ms, verify_ms = 1000 * np.array(times), 1000 * np.array(verify)
     lean_ms, full_ms = 1000 * float(np.median(lean)), 1000 * float(np.median(full))
+    played_ms = 1000 * float(np.median(played_only))
     return {"p50_ms": round(float(np.median(ms)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
+            "query_tempi": list(settings.query_tempi), "as_played_only_p50_ms": round(played_ms, 1),
+            "tempi_cost": round(float(np.median(ms)) / max(played_ms, 1e-9), 2),
             "verify_p50_ms": round(float(np.median(verify_ms)), 1),
             "without_verify_p50_ms": round(float(np.median(ms - verify_ms)), 1),
             "verify_read_p50_ms": round(lean_ms, 1), "full_rows_read_p50_ms": round(full_ms, 1),

@@ -15,7 +15,7 @@ class LibraryView:
     """A library with some pieces left out: searches skip their snippets through the vector store's id filter
     (FAISS ID selectors, or a Milvus filter expression), so the k neighbours are the k nearest that remain.
 
-    It answers the same queries as Library (embed_recording, piece_sizes, search, snippets), so the
+    It answers the same queries as Library (embed_recording, embed_spectrogram, piece_sizes, search, snippets), so the
     production identification runs on it unchanged.
     """
 
@@ -32,6 +32,9 @@ class LibraryView:
 
     def embed_recording(self, wave: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
         return self.library.embed_recording(wave, hop_frames)
+
+    def embed_spectrogram(self, spec: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.library.embed_spectrogram(spec, hop_frames)
 
     def piece_sizes(self) -> np.ndarray:
         sizes = self.library.piece_sizes().copy()

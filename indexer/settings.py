@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     snippet_hop: int = 16  # px between indexed snippets at model scale (must divide the model's stride, 16)
     excerpt_hop: int = 8  # spectrogram frames between query excerpts (0.4 s; must divide the stride)
     top_k: int = 25  # neighbours per excerpt that vote (paper §5)
+    # The query is also asked as if played this many times as fast (model.audio.at_tempo), and every
+    # version's excerpts vote. At 0.7 an audio excerpt (2.4 s) holds about the music of a sheet snippet
+    # (128 px, about 1.7 s at 120 bpm); chosen on validation (README, Identification, "Query tempi").
+    # () asks the recording as played only.
+    query_tempi: tuple[Annotated[float, Field(gt=0.2, lt=5.0)], ...] = (0.7,)
+    # spectrogram frames between a tempo version's excerpts, in its own frames (16 halves its cost: on
+    # validation 93 of 168 ranked first against 97 at 8, README, "Query tempi")
+    query_tempo_hop: int = 8
     rerank: bool = True  # re-rank the vote shortlist by votes and temporal consistency (service/identify.py)
     # weight of the vote z-score per √(votes cast) beside consistency in that re-ranking (0: consistency alone)
     rerank_vote_weight: float = Field(default=1.0, ge=0.0)

@@ -69,6 +69,20 @@ def spectrogram(wave: np.ndarray) -> np.ndarray:
     return out
 
 
+def at_tempo(spec: np.ndarray, factor: float) -> np.ndarray:
+    """The spectrogram of the same music played `factor` times as fast: frame i of the result is the
+    input at frame i · factor, linearly interpolated between its neighbours (the resampling training's
+    excerpt time-stretch does, model/pairs.py). The last frame is kept; 1.0 returns the input."""
+    if not factor > 0.0:
+        raise ValueError(f"tempo factor must be positive, got {factor}")
+    if factor == 1.0 or len(spec) < 2:
+        return spec
+    t = np.arange(0.0, len(spec) - 1 + 1e-9, factor)
+    lo = np.minimum(t.astype(np.int64), len(spec) - 2)
+    w = (t - lo).astype(np.float32)[:, None]
+    return ((1.0 - w) * spec[lo] + w * spec[lo + 1]).astype(np.float32)
+
+
 # ---- input level ---------------------------------------------------------------------------------------
 # log10(1 + magnitude) is not scale invariant: the same music 20 dB louder (a phone recording normalised
 # to full scale, against FluidSynth's quiet output) gives other features. A checkpoint trained with level

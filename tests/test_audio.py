@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from model.audio import N_BINS, SAMPLE_RATE, at_level, spectrogram, spectrogram_level
+from model.audio import N_BINS, SAMPLE_RATE, at_level, at_tempo, spectrogram, spectrogram_level
 from model.embed import crop_windows
 
 
@@ -99,3 +100,18 @@ def test_levelling_leaves_silence_silent() -> None:
     silence = spectrogram(np.zeros(SAMPLE_RATE, dtype=np.float32))
     assert spectrogram_level(silence) == 0.0
     np.testing.assert_array_equal(at_level(silence, 30.0), silence)
+
+
+def test_a_phrase_at_twice_the_tempo_is_the_spectrogram_at_every_other_frame() -> None:
+    spec = spectrogram(_phrase(0.5))
+    np.testing.assert_array_equal(at_tempo(spec, 2.0), spec[::2])
+    slower = at_tempo(spec, 0.5)  # half the tempo: twice the frames, the new ones halfway between
+    assert len(slower) == 2 * len(spec) - 1
+    np.testing.assert_array_equal(slower[::2], spec)
+    np.testing.assert_allclose(slower[1::2], (spec[:-1] + spec[1:]) / 2, rtol=1e-6)
+    assert at_tempo(spec, 1.0) is spec
+
+
+def test_a_tempo_factor_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        at_tempo(spectrogram(_phrase(0.5)), 0.0)

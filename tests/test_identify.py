@@ -13,7 +13,7 @@ from indexer.library import Library
 from indexer.settings import Settings
 from model.audio import SAMPLE_RATE
 from model.data import dataset as ds
-from service.identify import identify
+from service.identify import identify, query_excerpts
 from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
 
 # Behaviours issue 13 asks for that the shipped model does not reach yet (see model/MODEL.md); they run
@@ -118,3 +118,15 @@ def test_identify_answers_over_http_bytes_too(library: Library, dataset: Path) -
     buf = io.BytesIO()
     sf.write(buf, _recording(dataset, VAL_PIECE), SAMPLE_RATE, format="FLAC")
     assert _top(library, decode_audio(buf.getvalue(), library.settings)) == VAL_PIECE
+
+
+def test_a_query_is_also_asked_at_other_tempi_in_its_own_time(library: Library, dataset: Path) -> None:
+    wave = _recording(dataset, TEST_PIECE)
+    centres, vectors, played = query_excerpts(library, wave, 8, (0.5, 2.0), 8)
+    own_centres, own_vectors = library.embed_recording(wave, 8)
+    np.testing.assert_array_equal(centres[played], own_centres)  # the recording as played, unchanged
+    np.testing.assert_allclose(vectors[played], own_vectors, atol=1e-6)
+    assert np.all(np.diff(centres) >= 0)  # in time order
+    # half the tempo has twice the excerpts, twice the tempo half, all placed in the recording's own frames
+    assert 2.0 < (~played).sum() / played.sum() < 3.0
+    assert own_centres.min() - 8 <= centres[~played].min() and centres[~played].max() <= own_centres.max() + 16
