@@ -99,6 +99,13 @@ def calibrate(library: Library, dataset: Path, out: Path | None = None, seed: in
 FEATURES = "acdef"  # the calibration weight of each feature column: margin, ln n, top, path cost, path gap
 
 
+def fitted_confidence(fit: dict, features: np.ndarray) -> np.ndarray:
+    """The confidence of every row of `features` (its first columns of FEATURES) under a fit's weights:
+    service.identify.Calibration.confidence for many rows at once."""
+    weights = np.array([fit[k] for k in FEATURES[: features.shape[1]]])
+    return 1.0 / (1.0 + np.exp(-(features @ weights + fit["b"])))
+
+
 def fit_calibration(features: np.ndarray, correct: np.ndarray, absent: np.ndarray | None = None,
                     size: np.ndarray | None = None) -> dict:  # fmt: skip
     """The weights of sigmoid(a·margin + c·ln n + d·top + e·path cost + f·path gap + b) from rows of the
@@ -110,7 +117,7 @@ def fit_calibration(features: np.ndarray, correct: np.ndarray, absent: np.ndarra
     match, absent ones answered "no match". Without them, the threshold that answers most rows right."""
     *weights, b = fit_logistic(np.column_stack([features, np.ones(len(features))]), correct)
     result: dict = {"a": weights[0], "b": b} | dict(zip(FEATURES[1:], weights[1:], strict=False))
-    conf = 1.0 / (1.0 + np.exp(-(features @ np.array(weights) + b)))
+    conf = fitted_confidence(result, features)
     accuracy = [float(np.mean((conf >= t) == (correct > 0.5))) for t in THRESHOLDS]
     best = int(np.argmax(accuracy))
     if absent is None or size is None or not absent.any():

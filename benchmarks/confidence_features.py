@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.calibrate import FEATURES, fit_calibration
+from benchmarks.calibrate import fit_calibration, fitted_confidence
 
 FEATURE_SETS = {"votes": 3, "votes + alignment": 5}  # leading feature columns used
 
@@ -29,8 +29,7 @@ def held_out_answers(features: np.ndarray, correct: np.ndarray, absent: np.ndarr
     for held in np.unique(piece):
         fit_rows, rows = piece != held, piece == held
         fit = fit_calibration(features[fit_rows], correct[fit_rows], absent[fit_rows], size[fit_rows])
-        weights = np.array([fit[k] for k in FEATURES[: features.shape[1]]])
-        conf[rows] = 1.0 / (1.0 + np.exp(-(features[rows] @ weights + fit["b"])))
+        conf[rows] = fitted_confidence(fit, features[rows])
         by_size = fit["thresholds_by_size"]
         threshold[rows] = [by_size[str(n)] if per_size else fit["threshold"] for n in size[rows]]
     return conf, threshold
