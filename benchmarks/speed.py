@@ -12,23 +12,36 @@
 from __future__ import annotations
 
 import io
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import faiss
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from benchmarks.dataset_library import read_recording
 from indexer.library import Library, open_library
 from indexer.settings import Settings
-from indexer.vector_faiss import DIM, VectorIndex
+from indexer.vector_faiss import BLAS_FROM_QUERIES, DIM, FAISS_BLAS_THRESHOLD, VectorIndex
 from model.audio import FPS, SAMPLE_RATE
 from model.data import dataset as ds
+from service import consistency
+from service import identify as identify_module
 from service.identify import identify
 from service.verify import VERIFIED, path_evidence
 
 QUERY_SECONDS = 30  # length of the recording in the latency and load benchmarks
 QUERY_EXCERPTS_30S = QUERY_SECONDS * FPS // Settings().excerpt_hop  # excerpts of such a recording (75 at 0.4 s)
+# identify()'s parts timed by `part_times`: label -> the name service.identify calls, or the library's method
+IDENTIFY_PARTS = {"spectrogram": "spectrogram", "consistency": "consistency_scores", "alignment_check": "path_evidence"}
+LIBRARY_PARTS = {"embed": "embed_spectrogram", "search": "search"}
+# Pause between the paths compared in one run, so that no path pays for threads another left spinning
+# (numpy's OpenBLAS threads outlasted a whole trunk pass here; model/threads.py).
+SETTLE_S = 0.3
 PDF_PAGES = 10  # pages of the PDF in the indexing benchmark
 DEFAULT_SCALES = (1_500_000,)  # synthetic vector counts of the search benchmark
 SEARCH_FACTORIES = ("Flat", "HNSW32")  # exact and approximate FAISS indexes compared at scale
@@ -122,20 +135,93 @@ def index_pdf(library: Library, data: bytes) -> dict[str, float]:
     return {"seconds": round(seconds, 2), "snippets": snippets}
 
 
-def identify_latency(library: Library, wave: np.ndarray, repeats: int = 20) -> dict[str, float | list[float]]:
-    """identify()'s latency; the same query asked as played only (Settings.query_tempi empty); the part of
-    it spent aligning the best ranked pieces (service/verify.py); and that check's read of the pieces'
+def _most_per_line_two_unique(group: np.ndarray, excerpt: np.ndarray, n: int,
+                              lines_per_window: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """service.consistency._most_per_line as it was: one np.unique for distinct (line, excerpt) keys and
+    another to count them per line; np.maximum.at takes the most per window as the caller does."""
+    keys, counts = np.unique(np.unique(group * n + excerpt[None, :]) // n, return_counts=True)
+    return keys // lines_per_window, counts
+
+
+@contextmanager
+def previous_path(library: Library) -> Iterator[None]:
+    """identify() as it ran before numpy's BLAS was kept to one thread (model/threads.py), exact search
+    took FAISS's BLAS path (indexer/vector_faiss.py), the alignment check read piece vectors back from the
+    vector store and the consistency counted lines with one sort: numpy's OpenBLAS on every core (its
+    default), FAISS's default BLAS threshold, vectors from the database, lines by two np.unique."""
+    most_per_line = consistency._most_per_line
+    faiss.cvar.distance_compute_blas_threshold = FAISS_BLAS_THRESHOLD
+    blas = ThreadpoolController().select(threading_layer="pthreads").limit(limits=os.cpu_count())
+    library.index.vectors = lambda ids: None  # type: ignore[method-assign]
+    consistency._most_per_line = _most_per_line_two_unique
+    try:
+        yield
+    finally:
+        del library.index.vectors
+        consistency._most_per_line = most_per_line
+        blas.restore_original_limits()
+        faiss.cvar.distance_compute_blas_threshold = BLAS_FROM_QUERIES
+
+
+@contextmanager
+def part_times(library: Library, into: dict[str, list[float]]) -> Iterator[None]:
+    """Seconds identify() spends in each of its parts during the block, one sum per part appended to `into`:
+    the functions service.identify calls by name and the library's methods, wrapped for the block."""
+    spent = dict.fromkeys([*IDENTIFY_PARTS, *LIBRARY_PARTS], 0.0)
+
+    def timed(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - t0
+
+        return run
+
+    saved = {name: getattr(identify_module, name) for name in IDENTIFY_PARTS.values()}
+    for label, name in IDENTIFY_PARTS.items():
+        setattr(identify_module, name, timed(label, saved[name]))
+    for label, name in LIBRARY_PARTS.items():
+        setattr(library, name, timed(label, getattr(library, name)))
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(identify_module, name, fn)
+        for name in LIBRARY_PARTS.values():
+            delattr(library, name)
+        for label, seconds in spent.items():
+            into.setdefault(label, []).append(seconds)
+
+
+def identify_latency(library: Library, wave: np.ndarray, repeats: int = 20) -> dict[str, object]:
+    """identify()'s latency and its parts (`part_times`); the same query by the previous path
+    (`previous_path`, same answer) and asked as played only (Settings.query_tempi empty); the part of it
+    spent aligning the best ranked pieces (service/verify.py); and that check's read of the pieces'
     vectors (piece_vectors) against reading whole piece_snippets rows."""
-    times, played_only, verify, lean, full = [], [], [], [], []
+    times, previous, played_only, verify, lean, full = [], [], [], [], [], []
+    parts: dict[str, list[float]] = {}
+    previous_parts: dict[str, list[float]] = {}
     settings = library.settings
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = identify(library, wave)
-        times.append(time.perf_counter() - t0)
+        with part_times(library, parts):
+            t0 = time.perf_counter()
+            result = identify(library, wave)
+            times.append(time.perf_counter() - t0)
+        time.sleep(SETTLE_S)
+        with previous_path(library), part_times(library, previous_parts):
+            t0 = time.perf_counter()
+            before = identify(library, wave)
+            previous.append(time.perf_counter() - t0)
+        time.sleep(SETTLE_S)
+        same = [p.id for p in before.pieces] == [p.id for p in result.pieces]
+        assert same and abs(before.confidence - result.confidence) < 1e-6, "the previous path must agree"
         library.settings = settings.model_copy(update={"query_tempi": ()})
         t0 = time.perf_counter()
         identify(library, wave)
         played_only.append(time.perf_counter() - t0)
+        time.sleep(SETTLE_S)
         library.settings = settings
         _, vectors = library.embed_recording(wave, library.settings.excerpt_hop)
         checked = [p.id for p in result.pieces[:VERIFIED]]
@@ -150,14 +236,21 @@ def identify_latency(library: Library, wave: np.ndarray, repeats: int = 20) -> d
         full.append(time.perf_counter() - t0)
     ms, verify_ms = 1000 * np.array(times), 1000 * np.array(verify)
     lean_ms, full_ms = 1000 * float(np.median(lean)), 1000 * float(np.median(full))
-    played_ms = 1000 * float(np.median(played_only))
+    played_ms, previous_ms = 1000 * float(np.median(played_only)), 1000 * float(np.median(previous))
     return {"p50_ms": round(float(np.median(ms)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
+            "previous_path_p50_ms": round(previous_ms, 1),
+            "speedup_over_previous": round(previous_ms / max(float(np.median(ms)), 1e-9), 2),
             "query_tempi": list(settings.query_tempi), "as_played_only_p50_ms": round(played_ms, 1),
             "tempi_cost": round(float(np.median(ms)) / max(played_ms, 1e-9), 2),
             "verify_p50_ms": round(float(np.median(verify_ms)), 1),
             "without_verify_p50_ms": round(float(np.median(ms - verify_ms)), 1),
             "verify_read_p50_ms": round(lean_ms, 1), "full_rows_read_p50_ms": round(full_ms, 1),
-            "read_speedup": round(full_ms / max(lean_ms, 1e-9), 2)}  # fmt: skip
+            "read_speedup": round(full_ms / max(lean_ms, 1e-9), 2),
+            "parts_p50_ms": _medians_ms(parts), "previous_path_parts_p50_ms": _medians_ms(previous_parts)}  # fmt: skip
+
+
+def _medians_ms(seconds: dict[str, list[float]]) -> dict[str, float]:
+    return {label: round(1000 * float(np.median(values)), 1) for label, values in seconds.items()}
 
 
 def search_scale(n_vectors: int, factory: str, queries: int = QUERY_EXCERPTS_30S, repeats: int = 20,

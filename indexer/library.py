@@ -334,7 +334,12 @@ class Library:
 
     def piece_vectors(self, piece_id: int) -> np.ndarray:
         """The piece's current-model snippet vectors in strip order: piece_snippets without the page geometry,
-        which identification's alignment check (service/verify.py) does not need and reads much faster."""
+        which identification's alignment check (service/verify.py) does not need. Read from the vector store
+        where it keeps them in memory (FAISS Flat, HNSW), else from the database."""
+        ids = self.snippets.piece_ids(piece_id)
+        held = self.index.vectors(ids) if len(ids) else None
+        if held is not None:
+            return held
         with self.Session() as s:
             blobs = s.scalars(self._in_strip_order(piece_id, Snippet.vector)).all()
         return vectors_from(list(blobs))
@@ -380,12 +385,12 @@ class Library:
 
 def open_library(data_dir: Path | None = None) -> Library:
     """The library of the configured settings (CLI, benchmarks); `data_dir` points at another one."""
-    import torch
+    from model.threads import use_threads
 
     settings = get_settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir, "database_url": None})
-    torch.set_num_threads(settings.threads)
+    use_threads(settings.threads)
     return Library(settings)
 
 

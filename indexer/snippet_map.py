@@ -51,6 +51,11 @@ class SnippetMap:
         pos, found = self._find(ids)
         return np.where(found, self.pieces[pos] if len(self.ids) else -1, -1)
 
+    def piece_ids(self, piece: int) -> np.ndarray:
+        """The piece's ids in strip order (ties in id order)."""
+        mine = self.pieces == piece
+        return self.ids[mine][np.argsort(self.strip_x[mine], kind="stable")]
+
     def piece_sizes(self) -> np.ndarray:
         """Snippets per piece id (index = piece id)."""
         return np.bincount(self.pieces) if len(self.pieces) else np.zeros(1, np.int64)

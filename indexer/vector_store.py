@@ -60,6 +60,11 @@ class VectorStore(ABC):
     def rebuild(self, ids: np.ndarray, pieces: np.ndarray, vectors: np.ndarray) -> None:
         """Make the store hold exactly these vectors."""
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray | None:
+        """The stored unit vectors of `ids` (all held), (n, D); None where this store cannot read vectors back
+        cheaply, and the caller reads the database instead."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional for backends without connections
         """Release connections."""
 

@@ -57,12 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        import torch
-
         from indexer.library import Library
+        from model.threads import use_threads
         from service.jobs import JobRunner
 
-        torch.set_num_threads(settings.threads)
+        use_threads(settings.threads)
         app.state.library = Library(settings)  # runs migrations, loads model, checks FAISS vs database
         app.state.jobs = JobRunner(app.state.library, settings.embedded_worker)
         yield

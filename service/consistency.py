@@ -63,9 +63,25 @@ def consistency_scores(times: np.ndarray, hit_pieces: np.ndarray, hit_x: np.ndar
         bins -= bins.min()
         n_bins = int(bins.max()) + 1
         group = ((c * len(starts) + w)[None, :] * n_s + np.arange(n_s)[:, None]) * n_bins + bins
-        distinct = np.unique(group * n + e[None, :])  # one vote per excerpt and line
-        keys, counts = np.unique(distinct // n, return_counts=True)
-        cw = keys // (n_s * n_bins)  # candidate · windows + window
+        cw, counts = _most_per_line(group, e, n, n_s * n_bins)
         np.maximum.at(best.ravel(), cw, counts)
     excerpts_per_window = max(1.0, n * min(1.0, WINDOW_S / max(duration, 1e-9)))
     return best.sum(axis=1) / (len(starts) * excerpts_per_window)
+
+
+def _most_per_line(group: np.ndarray, excerpt: np.ndarray, n: int,
+                   lines_per_window: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(candidate · windows + window, the most distinct excerpts on one of its lines) for every pair with hits.
+
+    group holds each hit's line key ((candidate · windows + window) · lines_per_window + line), broadcast
+    against `excerpt` (each hit's excerpt index, < n). One sort of the (line, excerpt) keys does what two
+    np.unique calls did: the keys are sorted, so lines and windows are runs that boundaries delimit.
+    """
+    keys = np.sort((group * n + excerpt[None, :]).ravel())
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]]  # one vote per excerpt and line
+    lines = keys // n
+    line_start = np.flatnonzero(np.r_[True, lines[1:] != lines[:-1]])
+    per_line = np.diff(np.r_[line_start, len(lines)])
+    windows = lines[line_start] // lines_per_window
+    window_start = np.flatnonzero(np.r_[True, windows[1:] != windows[:-1]])
+    return windows[window_start], np.maximum.reduceat(per_line, window_start)

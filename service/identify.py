@@ -23,6 +23,7 @@ Works without HTTP (CLI and benchmarks call it directly); benchmarks leave piece
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, replace
@@ -42,7 +43,7 @@ NO_PATH = PathEvidence()  # no piece aligned: the alignment terms add nothing
 SHORTLIST = 30  # pieces, by vote z-score, whose hits are checked for temporal consistency
 
 
-@dataclass
+@dataclass(frozen=True)  # shared: Calibration.load hands out one parsed instance per file version
 class Calibration:
     """confidence = sigmoid(a · m + b + c · ln n + d · s + e · p + f · g).
 
@@ -66,8 +67,13 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Path) -> Calibration:
-        """The fitted calibration at `path` (Settings.calibration_path), or a neutral default before one exists."""
-        return cls.load_dict(json.loads(path.read_text()) if path.exists() else DEFAULT_CALIBRATION)
+        """The fitted calibration at `path` (Settings.calibration_path), or a neutral default before one exists.
+        Parsed once per version of the file: identification asks for it on every query."""
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return cls.load_dict(DEFAULT_CALIBRATION)
+        return _parsed_calibration(path, stamp)
 
     @classmethod
     def load_dict(cls, data: dict) -> Calibration:
@@ -89,6 +95,12 @@ class Calibration:
             return self.threshold
         sizes = sorted(self.thresholds)
         return float(np.interp(math.log(max(1, pieces)), np.log(sizes), [self.thresholds[n] for n in sizes]))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_calibration(path: Path, stamp: int) -> Calibration:
+    """The calibration file at `path` as of modification time `stamp` (the cache key: a refit file is read anew)."""
+    return Calibration.load_dict(json.loads(path.read_text()))
 
 
 def margin_statistic(scores: list[float]) -> float:

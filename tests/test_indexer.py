@@ -14,6 +14,7 @@ from indexer.library import Library
 from indexer.settings import Settings
 from indexer.store import Piece, Snippet, Status, make_engine, migrate
 from indexer.vector_milvus import MilvusStore
+from indexer.vector_store import open_vector_store
 from model import checkpoint
 from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
 from tests.hostile import bad_pdfs
@@ -158,3 +159,19 @@ def test_model_change_hides_pieces_until_reindexed(settings: Settings, pdfs: dic
     assert changed.index.ntotal == n
     with changed.Session() as s:
         assert set(s.scalars(select(Snippet.model_version))) == {new_version}
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW32", "IVF4,Flat"])
+def test_the_faiss_store_hands_back_its_vectors_or_says_it_cannot(tmp_path: Path, factory: str) -> None:
+    # identification's alignment check reads a piece's vectors from the store when it keeps them in memory
+    store = open_vector_store("faiss", tmp_path, "v-test", faiss_factory=factory)
+    vectors = np.random.default_rng(0).normal(size=(300, 32)).astype(np.float32)
+    store.add(np.arange(300) + 7, np.zeros(300, np.int64), vectors.copy())
+    back = store.vectors(np.array([306, 7, 100]))
+    if factory.startswith("IVF"):  # no direct map: the caller reads the database
+        assert back is None
+        return
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert back is not None
+    np.testing.assert_allclose(back, unit[[299, 0, 93]], atol=1e-6)
+    assert store.vectors(np.array([5])) is None  # an id it does not hold

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -154,3 +158,16 @@ def test_held_out_comparison_credits_evidence_that_separates_absent_pieces() -> 
     for k in ("16", "64", "434"):
         assert both[k]["match_present"] > votes[k]["match_present"] + 0.2
         assert both[k]["no_match_absent"] >= 0.85
+
+
+def test_a_refitted_calibration_file_is_read_anew(tmp_path: Path) -> None:
+    # identification loads the calibration on every query from a parsed copy; a refit must not be missed
+    path = tmp_path / "calibration.json"
+    assert Calibration.load(path).a == 1.0  # no file yet: the neutral default
+    path.write_text(json.dumps({"a": 2.0, "b": -1.0, "threshold": 0.6}))
+    first = Calibration.load(path)
+    assert (first.a, first.threshold) == (2.0, 0.6) and Calibration.load(path) is first  # parsed once
+    path.write_text(json.dumps({"a": 3.0, "b": -1.0, "threshold": 0.4}))
+    stamp = path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(path, ns=(stamp, stamp))  # a coarse file-system clock could give the rewrite the same time
+    assert (Calibration.load(path).a, Calibration.load(path).threshold) == (3.0, 0.4)
