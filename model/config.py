@@ -33,6 +33,10 @@ class ModelConfig:
     # Median spectrogram level (model/audio.py spectrogram_level) of the training renditions; inputs are
     # scaled to it before embedding. None: a checkpoint trained on raw levels, inputs are not scaled.
     audio_level: float | None = None
+    # Tempo factor every spectrogram is resampled to before the audio pathway sees it (model.audio.at_tempo;
+    # training pairs alike, model/pairs.py): below 1 a 2.4-s window holds less music, at 0.7 about what a
+    # 128-px snippet shows at 120 bpm. 1.0: as played (every checkpoint before it existed).
+    audio_tempo: float = 1.0
     cca_reg: float = 1e-3  # ridge added to covariances before whitening
     cca_momentum: float = 0.05  # running-statistics update rate while training
 

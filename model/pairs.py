@@ -113,23 +113,25 @@ def _scan_like(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 
 def audio_batch(pairs: PairIndex, idx: np.ndarray, model: ModelConfig, cfg: TrainConfig | None,
                 rng: np.random.Generator) -> torch.Tensor:  # fmt: skip
-    """Spectrogram crops (B, *model.audio_crop) centred on the onsets; with augmentation, time-stretched
-    around the onset (local tempo change) and altered in the linear-magnitude domain."""
+    """Spectrogram crops (B, *model.audio_crop) centred on the onsets, resampled to model.audio_tempo (as
+    model.audio.at_tempo does to a whole query); with augmentation, also time-stretched around the onset
+    (local tempo change) and altered in the linear-magnitude domain."""
     augment = cfg is not None and cfg.augment
     bins, frames = model.audio_crop
     lo, hi = np.log(cfg.stretch) if cfg is not None else (0.0, 0.0)
     stretch = np.exp(rng.uniform(lo, hi, size=len(idx))) if augment else np.ones(len(idx))
-    width = frames if not augment else int(np.ceil(frames * stretch.max())) + 2
+    stretch = stretch * model.audio_tempo  # input frames per output frame
+    resample = augment or model.audio_tempo != 1.0
+    width = int(np.ceil(frames * stretch.max())) + 2 if resample else frames
     jitter = rng.integers(-cfg.onset_jitter, cfg.onset_jitter + 1, size=len(idx)) if augment else 0  # type: ignore[union-attr]
     centres = pairs.frame[idx] + jitter
     out = np.stack([
         crop_windows(pairs.records[pairs.piece[j]].renditions[pairs.rendition[j]].spec.T, np.array([c]), width)[0]
         for j, c in zip(idx, centres, strict=True)
     ])  # fmt: skip
-    if not augment:
+    if not resample:
         return torch.from_numpy(out)
-    assert cfg is not None
-    batch = torch.from_numpy(_augment_audio(out, cfg, rng).astype(np.float32))
+    batch = torch.from_numpy((_augment_audio(out, cfg, rng) if augment and cfg is not None else out).astype(np.float32))
     theta = np.zeros((len(idx), 2, 3), dtype=np.float32)
     theta[:, 0, 0] = frames * stretch / width
     theta[:, 1, 1] = 1.0

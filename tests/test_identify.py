@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,16 @@ def test_a_query_is_also_asked_at_other_tempi_in_its_own_time(library: Library, 
     # half the tempo has twice the excerpts, twice the tempo half, all placed in the recording's own frames
     assert 2.0 < (~played).sum() / played.sum() < 3.0
     assert own_centres.min() - 8 <= centres[~played].min() and centres[~played].max() <= own_centres.max() + 16
+
+
+def test_a_model_trained_at_a_slower_audio_tempo_places_its_windows_in_the_recordings_frames(
+        library: Library, dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    # the audio pathway sees every recording resampled to its audio_tempo; callers still get positions in
+    # the recording's own frames, so votes, consistency and alignment read them unchanged
+    wave = _recording(dataset, TEST_PIECE)[: 20 * SAMPLE_RATE]
+    own_centres, _ = library.embed_recording(wave, 8)
+    monkeypatch.setattr(library.model, "cfg", replace(library.model.cfg, audio_tempo=0.5))
+    centres, vectors = library.embed_recording(wave, 8)
+    assert len(vectors) == len(centres) and np.all(np.diff(centres) > 0)
+    assert 1.8 < len(centres) / len(own_centres) < 2.2  # a window every 8 frames of the slowed input
+    assert own_centres.min() - 8 <= centres.min() and centres.max() <= own_centres.max() + 8

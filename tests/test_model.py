@@ -151,3 +151,22 @@ def test_checkpoint_rejects_unknown_format(tmp_path: Path) -> None:
     torch.save({"format": 999}, tmp_path / "bad.pt")
     with pytest.raises(ValueError):
         checkpoint.load(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("tempo", [1.0, 0.5])
+def test_training_excerpts_are_cut_at_the_models_audio_tempo(dataset: Path, tempo: float) -> None:
+    # a spectrogram whose every bin holds its frame's index: an excerpt at tempo 0.5 advances half a frame
+    # per column, centred on the onset, so a window holds half the music it holds as played
+    from dataclasses import replace
+
+    rec = ds.load_record(dataset / ds.PIECES_DIR / "bach__bwv66.6.npz")
+    ramp = [replace(k, spec=np.repeat(np.arange(len(k.spec), dtype=np.float32)[:, None], k.spec.shape[1], 1))
+            for k in rec.renditions]  # fmt: skip
+    pairs = PairIndex.build([replace(rec, renditions=ramp)], first_rendition_only=True)
+    m = ModelConfig(audio_tempo=tempo)
+    idx = np.flatnonzero((pairs.frame > 100) & (pairs.frame < len(ramp[0].spec) - 100))[:8]
+    batch = audio_batch(pairs, idx, m, None, np.random.default_rng(0)).numpy()
+    centre = m.audio_crop[1] // 2
+    steps = np.diff(batch[:, 0, centre - 10 : centre + 10], axis=1)
+    np.testing.assert_allclose(steps, tempo, atol=1e-4)
+    np.testing.assert_allclose(batch[:, 0, centre], pairs.frame[idx], atol=1.0)
