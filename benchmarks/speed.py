@@ -26,7 +26,7 @@ from threadpoolctl import ThreadpoolController
 from benchmarks.dataset_library import read_recording
 from indexer.library import Library, open_library
 from indexer.settings import Settings
-from indexer.vector_faiss import BLAS_FROM_QUERIES, DIM, FAISS_BLAS_THRESHOLD, VectorIndex
+from indexer.vector_faiss import DIM, FAISS_BLAS_THRESHOLD, VectorIndex
 from model.audio import FPS, SAMPLE_RATE
 from model.data import dataset as ds
 from service import consistency
@@ -149,7 +149,7 @@ def previous_path(library: Library) -> Iterator[None]:
     took FAISS's BLAS path (indexer/vector_faiss.py), the alignment check read piece vectors back from the
     vector store and the consistency counted lines with one sort: numpy's OpenBLAS on every core (its
     default), FAISS's default BLAS threshold, vectors from the database, lines by two np.unique."""
-    most_per_line = consistency._most_per_line
+    most_per_line, blas_threshold = consistency._most_per_line, faiss.cvar.distance_compute_blas_threshold
     faiss.cvar.distance_compute_blas_threshold = FAISS_BLAS_THRESHOLD
     blas = ThreadpoolController().select(threading_layer="pthreads").limit(limits=os.cpu_count())
     library.index.vectors = lambda ids: None  # type: ignore[method-assign]
@@ -160,7 +160,7 @@ def previous_path(library: Library) -> Iterator[None]:
         del library.index.vectors
         consistency._most_per_line = most_per_line
         blas.restore_original_limits()
-        faiss.cvar.distance_compute_blas_threshold = BLAS_FROM_QUERIES
+        faiss.cvar.distance_compute_blas_threshold = blas_threshold
 
 
 @contextmanager

@@ -43,8 +43,8 @@ from indexer.store import (
 )
 from indexer.vector_store import VectorStore, open_vector_store
 from model import checkpoint
-from model.audio import at_level, at_tempo, spectrogram
-from model.embed import EMBED_DIM, embed_spectrogram
+from model.audio import spectrogram
+from model.embed import EMBED_DIM, embed_recording_spectrogram
 
 if TYPE_CHECKING:
     from indexer.library_view import LibraryView
@@ -293,16 +293,10 @@ class Library:
         """(excerpt centre frames, unit vectors) of a mono 22.05 kHz recording, with the library's model."""
         return self.embed_spectrogram(spectrogram(wave), hop_frames)
 
-    def embed_spectrogram(self, spec: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """embed_recording for a spectrogram already computed (a dataset rendition's, say). Window centres
-        are in `spec`'s frames; at the model's audio_tempo, `hop_frames` counts the resampled frames."""
-        cfg = self.model.cfg
-        if cfg.audio_level is not None:  # a recording's loudness says nothing about the piece
-            spec = at_level(spec, cfg.audio_level)
-        if cfg.audio_tempo == 1.0:
-            return embed_spectrogram(self.model, spec, hop_frames, self.device)
-        centres, vectors = embed_spectrogram(self.model, at_tempo(spec, cfg.audio_tempo), hop_frames, self.device)
-        return np.round(centres * cfg.audio_tempo).astype(np.int64), vectors
+    def embed_spectrogram(self, spec: np.ndarray, hop_frames: int, tempo: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """embed_recording for a spectrogram already computed (a dataset rendition's, say), or as if played
+        `tempo` times as fast (model.embed.embed_recording_spectrogram); centres in `spec`'s frames."""
+        return embed_recording_spectrogram(self.model, spec, hop_frames, self.device, tempo)
 
     def piece_sizes(self) -> np.ndarray:
         """Indexed snippets per piece id (index = piece id), including pieces other processes indexed.

@@ -33,8 +33,8 @@ class LibraryView:
     def embed_recording(self, wave: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
         return self.library.embed_recording(wave, hop_frames)
 
-    def embed_spectrogram(self, spec: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.library.embed_spectrogram(spec, hop_frames)
+    def embed_spectrogram(self, spec: np.ndarray, hop_frames: int, tempo: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        return self.library.embed_spectrogram(spec, hop_frames, tempo)
 
     def piece_sizes(self) -> np.ndarray:
         sizes = self.library.piece_sizes().copy()

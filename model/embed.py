@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from model.audio import at_level, at_tempo
 from model.config import ModelConfig
 from model.nets import Pathway, SheetAudioNet
 
@@ -170,6 +171,19 @@ def embed_strip_per_window(model: SheetAudioNet, strip: np.ndarray, hop: int,
     centres = window_centres(strip.shape[1], cfg.sheet_window, cfg.stride, hop)
     crops = crop_windows(strip / np.float32(255.0), centres, cfg.sheet_crop[1])
     return centres, embed_snippets(model, crops, device)
+
+
+def embed_recording_spectrogram(model: SheetAudioNet, spec: np.ndarray, hop_frames: int, device: str = "cpu",
+                                tempo: float = 1.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(window centres in `spec`'s frames, unit vectors) of a recording's spectrogram as the checkpoint
+    expects it: resampled as if played `tempo` × the model's audio_tempo times as fast (model.audio.at_tempo),
+    scaled to its audio_level, and embedded every `hop_frames` of the resampled frames."""
+    factor = tempo * model.cfg.audio_tempo
+    spec = at_tempo(spec, factor)
+    if model.cfg.audio_level is not None:  # a recording's loudness says nothing about the piece
+        spec = at_level(spec, model.cfg.audio_level)
+    centres, vectors = embed_spectrogram(model, spec, hop_frames, device)
+    return (centres if factor == 1.0 else np.round(centres * factor).astype(np.int64)), vectors
 
 
 def embed_spectrogram_per_window(model: SheetAudioNet, spec: np.ndarray, hop_frames: int,

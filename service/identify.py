@@ -33,7 +33,7 @@ import numpy as np
 
 from indexer.library import Library
 from indexer.library_view import LibraryView
-from model.audio import FPS, SAMPLE_RATE, at_tempo, spectrogram
+from model.audio import FPS, SAMPLE_RATE, spectrogram
 from service.consistency import consistency_scores
 from service.verify import PathEvidence, path_evidence
 
@@ -162,11 +162,11 @@ def query_excerpts(library: Library | LibraryView, wave: np.ndarray, hop_frames:
     (`played` true) every `hop_frames` and, for each factor in `tempi`, as if played that many times as
     fast, every `tempo_hop` of its own frames, its centres mapped back to the recording's frames."""
     spec = spectrogram(wave)
-    versions = [(1.0, *library.embed_spectrogram(spec, hop_frames))]
-    versions += [(f, *library.embed_spectrogram(at_tempo(spec, f), tempo_hop)) for f in tempi if f != 1.0]
-    centres = np.concatenate([np.round(c * f).astype(np.int64) for f, c, _ in versions])
+    versions = [library.embed_spectrogram(spec, hop_frames)]
+    versions += [library.embed_spectrogram(spec, tempo_hop, f) for f in tempi if f != 1.0]
+    centres = np.concatenate([c for c, _ in versions])
     order = np.argsort(centres, kind="stable")  # consistency reads the excerpts' times in order
-    vectors = np.concatenate([v for _, _, v in versions])
+    vectors = np.concatenate([v for _, v in versions])
     played = np.arange(len(centres)) < len(versions[0][1])
     return centres[order], vectors[order], played[order]
 
