@@ -22,7 +22,7 @@ from service.identify import identify
 
 CALIBRATION_EXCERPTS = (5.0, 10.0, 20.0)  # excerpt lengths used to calibrate the confidence
 EXCERPTS_PER_LENGTH = 3  # random excerpts of each length per validation piece
-CALIBRATION_LIBRARY_SIZES = (16, 64, 434)  # sub-library sizes the confidence is calibrated on
+CALIBRATION_LIBRARY_SIZES = (4, 16, 64, 434)  # sub-library sizes the confidence is calibrated on
 THRESHOLDS = np.linspace(0.05, 0.95, 91)  # candidate no-match thresholds
 # The operating point: per calibration library size, the lowest threshold at which at least this share of
 # the queries whose piece is absent is answered "no match" (issue 13's target). A confident wrong answer

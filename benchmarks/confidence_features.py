@@ -6,7 +6,8 @@ piece's queries are answered by a calibration fitted on the other pieces' querie
 the rows it was fitted on. Per library size it prints the two halves of the answer: present pieces
 answered with their (correct) match, and absent pieces answered "no match". Compared: the votes' evidence
 alone (margin, ln n, top score) against the same with the alignment terms (service/verify.py), each with
-one threshold for every size and with a threshold per size.
+one threshold for every size and with a threshold per size; and what the smallest calibrated library size
+buys (the calibration fitted without its rows, its threshold held from the next size).
 """
 
 from __future__ import annotations
@@ -23,16 +24,35 @@ FEATURE_SETS = {"votes": 3, "votes + alignment": 5}  # leading feature columns u
 
 
 def held_out_answers(features: np.ndarray, correct: np.ndarray, absent: np.ndarray, size: np.ndarray,
-                     piece: np.ndarray, per_size: bool) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(confidence, threshold) of every row from the calibration fitted without its piece's rows."""
+                     piece: np.ndarray, per_size: bool, fitted_sizes: np.ndarray | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(confidence, threshold) of every row from the calibration fitted without its piece's rows (and only
+    on rows of `fitted_sizes` where given: a size left out gets the nearest fitted size's threshold, as the
+    service holds the threshold beyond the calibrated sizes)."""
     conf, threshold = np.zeros(len(correct)), np.zeros(len(correct))
+    fitted = np.isin(size, fitted_sizes) if fitted_sizes is not None else np.ones(len(size), dtype=bool)
     for held in np.unique(piece):
-        fit_rows, rows = piece != held, piece == held
+        fit_rows, rows = fitted & (piece != held), piece == held
         fit = fit_calibration(features[fit_rows], correct[fit_rows], absent[fit_rows], size[fit_rows])
         conf[rows] = fitted_confidence(fit, features[rows])
-        by_size = fit["thresholds_by_size"]
-        threshold[rows] = [by_size[str(n)] if per_size else fit["threshold"] for n in size[rows]]
+        by_size = {int(n): t for n, t in fit["thresholds_by_size"].items()}
+        nearest = [_nearest(list(by_size), int(n)) for n in size[rows]]
+        threshold[rows] = [by_size[m] if per_size else fit["threshold"] for m in nearest]
     return conf, threshold
+
+
+def _nearest(sizes: list[int], n: int) -> int:
+    """The calibrated size nearest to n on a log scale."""
+    return min(sizes, key=lambda m: abs(np.log(m) - np.log(n)))
+
+
+def _halves(conf: np.ndarray, threshold: np.ndarray, correct: np.ndarray, absent: np.ndarray,
+            size: np.ndarray) -> dict:  # fmt: skip
+    """Per library size: present pieces answered with their (correct) match, absent ones with "no match"."""
+    answered_right = (correct > 0.5) & (conf >= threshold)
+    return {str(n): {"match_present": round(float(answered_right[~absent & (size == n)].mean()), 3),
+                     "no_match_absent": round(float((conf < threshold)[absent & (size == n)].mean()), 3)}
+            for n in sorted(set(size.tolist()))}  # fmt: skip
 
 
 def compare(rows: dict[str, np.ndarray]) -> dict:
@@ -42,11 +62,15 @@ def compare(rows: dict[str, np.ndarray]) -> dict:
     for name, columns in FEATURE_SETS.items():
         for per_size in (False, True):
             conf, threshold = held_out_answers(rows["features"][:, :columns], correct, absent, size, piece, per_size)
-            answered_right = (correct > 0.5) & (conf >= threshold)
-            out[f"{name}, {'threshold per size' if per_size else 'one threshold'}"] = {
-                str(n): {"match_present": round(float(answered_right[~absent & (size == n)].mean()), 3),
-                         "no_match_absent": round(float((conf < threshold)[absent & (size == n)].mean()), 3)}
-                for n in sorted(set(size.tolist()))}  # fmt: skip
+            out[f"{name}, {'threshold per size' if per_size else 'one threshold'}"] = _halves(
+                conf, threshold, correct, absent, size)
+    # What the smallest calibrated size buys: the same calibration fitted without its rows, the threshold
+    # of the next size held for it (as the service holds it below the calibrated sizes).
+    sizes = sorted(set(size.tolist()))
+    if len(sizes) > 1:
+        conf, threshold = held_out_answers(rows["features"], correct, absent, size, piece, True, np.array(sizes[1:]))
+        out[f"votes + alignment, threshold per size, fitted without the {sizes[0]}-piece rows"] = _halves(
+            conf, threshold, correct, absent, size)
     out["top1_present"] = {str(n): round(float(correct[~absent & (size == n)].mean()), 3)
                            for n in sorted(set(size.tolist()))}  # fmt: skip
     return out

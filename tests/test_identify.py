@@ -14,7 +14,7 @@ from indexer.library import Library
 from indexer.settings import Settings
 from model.audio import SAMPLE_RATE
 from model.data import dataset as ds
-from service.identify import identify, query_excerpts
+from service.identify import Calibration, identify, query_excerpts
 from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
 
 # Behaviours issue 13 asks for that the shipped model does not reach yet (see model/MODEL.md); they run
@@ -79,13 +79,26 @@ def test_the_recording_follows_its_own_score_more_closely_than_the_others(librar
     assert absent.path.top_cost > present.path.top_cost
 
 
-@pytest.mark.xfail(reason=MISSED, strict=False)
 def test_a_library_without_the_piece_answers_no_match(library: Library, dataset: Path) -> None:
     wave = _recording(dataset, TEST_PIECE)
     test_id = next(pid for pid, (title, _) in library.titles(list(library.counts())).items() if title == TEST_PIECE)
-    assert not identify(library, wave).no_match  # with the piece present, a confident match
-    result = identify(library.without([test_id]), wave)
-    assert result.no_match and all(p.id != test_id for p in result.pieces)
+    present = identify(library, wave)
+    assert present.pieces[0].id == test_id
+    absent = identify(library.without([test_id]), wave)
+    assert absent.no_match and all(p.id != test_id for p in absent.pieces)
+    # not "no match" to everything: the evidence for the answer falls when its piece is taken away
+    assert absent.confidence < present.confidence - 0.1
+
+
+# The test piece (atonal; its path through its own score is dear for a right answer) is ranked first in
+# its 3-piece library, but its confidence stays just under the small-library threshold (README, "Small
+# libraries"; `pytest --runxfail -k confident_match` prints the figures).
+@pytest.mark.xfail(reason=MISSED, strict=False)
+def test_a_library_with_the_piece_answers_a_confident_match(library: Library, dataset: Path) -> None:
+    result = identify(library, _recording(dataset, TEST_PIECE))
+    threshold = Calibration.load(library.settings.calibration_path).threshold_for(len(library.counts()))
+    assert not result.no_match, (f"confidence {result.confidence:.3f}, threshold {threshold:.2f}, "
+                                 f"path cost {result.path.top_cost:.3f}")  # fmt: skip
 
 
 @pytest.mark.slow
