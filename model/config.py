@@ -71,6 +71,9 @@ class TrainConfig:
     out: str = "model/weights/sheetid.pt"  # checkpoint written at the best validation score
     seed: int = 1234  # fixes sampling, augmentation and initialisation
     init: str | None = None  # start from this checkpoint's network weights (any format with the same layers)
+    # A second dataset folder whose "train-extra" pieces join the training pairs (model/data/corpus.py builds
+    # them apart from `dataset`, so the evaluation library keeps its size). None: `dataset` alone.
+    extra_dataset: str | None = None
     # Renditions per training piece: the first N of each record, or all. A record lists the three FluidSynth
     # pianos first, then timidity and another keyboard instrument, then two performed in a room
     # (model/data/build.py renditions_for); the stages before MODEL.md step 11 were trained on the first
@@ -114,6 +117,13 @@ class TrainConfig:
     timbre_prob: float = 0.5
     timbre_gain: float = 0.5  # largest weight of an added partial copy
     stretch: tuple[float, float] = (0.8, 1.25)  # local tempo change: excerpt time-stretch factor range
+    # SpecAugment-style masking (Park et al. 2019): the share of excerpts that lose one band of bins and the
+    # share that lose one span of frames (set to silence), so no single note or partial can carry a match.
+    # 0 for every checkpoint up to MODEL.md step 18 (trained without it).
+    freq_mask_prob: float = 0.0
+    time_mask_prob: float = 0.0
+    freq_mask_bins: int = 12  # widest masked band (16 bins an octave)
+    time_mask_frames: int = 10  # longest masked span (0.5 s)
     scan_prob: float = 0.5  # share of snippets degraded like a scan (rotation, blur, noise, line weight)
     rotate_deg: float = 1.0  # ± degrees of rotation for scan-like snippets
     model: ModelConfig = field(default_factory=ModelConfig)

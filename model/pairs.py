@@ -131,7 +131,9 @@ def audio_batch(pairs: PairIndex, idx: np.ndarray, model: ModelConfig, cfg: Trai
     ])  # fmt: skip
     if not resample:
         return torch.from_numpy(out)
-    batch = torch.from_numpy((_augment_audio(out, cfg, rng) if augment and cfg is not None else out).astype(np.float32))
+    if augment and cfg is not None:
+        out = _mask(_augment_audio(out, cfg, rng), cfg, rng)
+    batch = torch.from_numpy(out.astype(np.float32))
     theta = np.zeros((len(idx), 2, 3), dtype=np.float32)
     theta[:, 0, 0] = frames * stretch / width
     theta[:, 1, 1] = 1.0
@@ -169,3 +171,20 @@ def _augment_audio(spec: np.ndarray, cfg: TrainConfig, rng: np.random.Generator)
         lin[noise_mask] += (np.abs(rng.normal(size=(n, bins, frames))) * level)[noise_mask]
     return np.log10(1.0 + np.maximum(lin, 0.0))
 
+
+
+def _mask(spec: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """One band of bins and one span of frames set to silence in a random share of the excerpts. Draws
+    nothing when both shares are 0, so the recipes trained before it replay the same random stream."""
+    n, bins, frames = spec.shape
+    if cfg.freq_mask_prob <= 0.0 and cfg.time_mask_prob <= 0.0:
+        return spec
+    for i in np.flatnonzero(rng.random(n) < cfg.freq_mask_prob):
+        width = int(rng.integers(1, cfg.freq_mask_bins + 1))
+        start = int(rng.integers(0, bins - width + 1))
+        spec[i, start : start + width] = 0.0
+    for i in np.flatnonzero(rng.random(n) < cfg.time_mask_prob):
+        width = int(rng.integers(1, cfg.time_mask_frames + 1))
+        start = int(rng.integers(0, frames - width + 1))
+        spec[i, :, start : start + width] = 0.0
+    return spec

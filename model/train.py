@@ -20,12 +20,13 @@ import torch
 
 from model import checkpoint
 from model.config import TrainConfig
+from model.data.corpus import EXTRA_SPLIT
 from model.data.dataset import load_split
 from model.evaluate import embed_pairs, retrieval_metrics
 from model.nets import SheetAudioNet, infonce_loss, ranking_loss
 from model.pairs import PairIndex, audio_batch, median_level, sheet_batch
 
-TRAINING_SPLITS = ("train", "validation")  # the only splits training and tuning may read
+TRAINING_SPLITS = ("train", "train-extra", "validation")  # the only splits training and tuning may read
 
 
 @torch.no_grad()
@@ -60,6 +61,8 @@ def train(cfg: TrainConfig, log=print, resume: bool = False) -> dict:  # type: i
     # data: training pairs (all renditions) and a fixed validation subset (unseen font, 120 bpm)
     root = Path(cfg.dataset)
     train_records = load_split(root, "train", TRAINING_SPLITS)
+    if cfg.extra_dataset is not None:
+        train_records += load_split(Path(cfg.extra_dataset), EXTRA_SPLIT, TRAINING_SPLITS)
     if cfg.renditions is not None:
         train_records = [replace(r, renditions=r.renditions[: cfg.renditions]) for r in train_records]
     if not any(r.renditions for r in train_records):  # e.g. a dataset built with `data build --no-audio`

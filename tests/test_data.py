@@ -11,7 +11,7 @@ import soundfile as sf
 from model.audio import N_BINS, n_frames
 from model.config import ModelConfig
 from model.data import dataset as ds
-from model.data.corpus import COMPOSER_SPLIT, TEST_CHORALES, load_splits
+from model.data.corpus import COMPOSER_SPLIT, EXTRA_PIECES, TEST_CHORALES, load_splits
 from model.pairs import PairIndex, audio_batch, sheet_batch
 from model.sheet import detect_systems
 from model.train import TRAINING_SPLITS
@@ -83,15 +83,28 @@ def test_training_crops_have_model_input_shapes(dataset: Path) -> None:
 def test_split_file_is_composer_disjoint() -> None:
     splits = load_splits()
     composers = {name: {pid.split("/")[0] for pid in ids} for name, ids in splits.items()}
-    for a in ("train", "validation", "test"):
-        for b in ("train", "validation", "test"):
+    for a in ("train", "validation", "test", "train-extra"):
+        for b in ("train", "validation", "test", "train-extra"):
             if a < b:
                 assert not composers[a] & composers[b], f"{a} and {b} share {composers[a] & composers[b]}"
     assert len(splits["test-chorales"]) == TEST_CHORALES
     assert composers["test-chorales"] == {"bach"}
     assert not set(splits["test-chorales"]) & set(splits["train"])
-    for name in ("validation", "test"):
+    for name in ("validation", "test", "train-extra"):
         assert all(COMPOSER_SPLIT[c] == name for c in composers[name])
+    assert len(splits["train-extra"]) == EXTRA_PIECES
+
+
+def test_a_plain_build_leaves_the_extra_training_pieces_out() -> None:
+    # the evaluation library indexes every built piece of data/dataset: the extra ones are built apart
+    from model.data.build import planned_pieces
+
+    splits = load_splits()
+    planned = {s.id for s in planned_pieces(splits)}
+    assert planned == {p for name, ids in splits.items() if name != "train-extra" for p in ids}
+    extra = splits["train-extra"][:2]
+    asked = planned_pieces(splits, extra)
+    assert [s.id for s in asked] == extra and all(s.kind == "vocal" for s in asked)
 
 
 def test_training_refuses_test_pieces(dataset: Path) -> None:

@@ -133,6 +133,21 @@ def test_timbre_augmentation_adds_partials_above_a_tone() -> None:
     assert grown <= {20, 36, 45, 52} and len(grown) > 1  # octave, twelfth and double octave: 16·log2(k) bins up
 
 
+def test_masking_silences_one_band_and_one_span_and_is_off_by_default() -> None:
+    from model.pairs import _mask
+
+    spec = np.ones((4, 92, 64), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    assert np.array_equal(_mask(spec.copy(), TrainConfig(), rng), spec)
+    assert rng.random() == np.random.default_rng(0).random()  # no draw: recipes before it replay unchanged
+    masked = _mask(spec.copy(), TrainConfig(freq_mask_prob=1.0, time_mask_prob=1.0), rng)
+    for m in masked:
+        silent_bins, silent_frames = np.flatnonzero((m == 0).all(axis=1)), np.flatnonzero((m == 0).all(axis=0))
+        assert 1 <= len(silent_bins) <= 12 and np.all(np.diff(silent_bins) == 1)
+        assert 1 <= len(silent_frames) <= 10 and np.all(np.diff(silent_frames) == 1)
+        assert m.sum() > 0.7 * m.size
+
+
 def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path: Path) -> None:
     torch.manual_seed(1)
     net = SheetAudioNet(ModelConfig())

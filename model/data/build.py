@@ -19,7 +19,16 @@ import numpy as np
 
 from model.audio import SAMPLE_RATE, spectrogram
 from model.data import dataset as ds
-from model.data.corpus import PieceSpec, load_splits, pieces_in, reduce_to_grand_staff, split_of, to_musicxml
+from model.data.corpus import (
+    EXTRA_SPLIT,
+    PieceSpec,
+    is_training,
+    load_splits,
+    pieces_in,
+    reduce_to_grand_staff,
+    split_of,  # fmt: skip
+    to_musicxml,
+)
 from model.data.engrave import MUSIC_FONTS, RASTER_SCALE, Engraving, Note, engrave
 from model.data.musescore import musescore_engraving
 from model.data.perform import ROOM, perform, seed_of
@@ -57,7 +66,7 @@ def renditions_for(piece: str, split: str) -> list[tuple[str, float]]:
     font as a FluidSynth piano, one font played by timidity and one as another keyboard instrument, then
     a FluidSynth piano and a timidity one performed in a room (model/data/perform.py), each at a seeded
     random tempo; for an evaluation piece the unseen font at EVAL_TEMPO."""
-    if split != "train":
+    if not is_training(split):
         return [(next(iter(EVAL_FONT)), EVAL_TEMPO)]
     rng = _piece_rng(piece)
     plain = [(font, round(rng.uniform(*TRAIN_TEMPO), 1)) for font in TRAIN_FONTS]
@@ -72,13 +81,14 @@ def renditions_for(piece: str, split: str) -> list[tuple[str, float]]:
 
 def music_font_for(piece: str, split: str) -> str:
     """verovio music font: a seeded choice for training pieces, the default (Leipzig) for evaluation."""
-    return _piece_rng("font:" + piece).choice(MUSIC_FONTS) if split == "train" else MUSIC_FONTS[0]
+    return _piece_rng("font:" + piece).choice(MUSIC_FONTS) if is_training(split) else MUSIC_FONTS[0]
 
 
 def engraver_for(piece: str, split: str) -> str:
     """The piece's engraver: MuseScore for a seeded share of the training pieces, else verovio (evaluation
     pieces stay verovio's, so validation figures compare across data builds)."""
-    return "musescore" if split == "train" and _piece_rng("engraver:" + piece).random() < MUSESCORE_SHARE else "verovio"
+    musescore = is_training(split) and _piece_rng("engraver:" + piece).random() < MUSESCORE_SHARE
+    return "musescore" if musescore else "verovio"
 
 
 def _engraving(xml: str, piece: str, split: str) -> tuple[Engraving, dict, bytes | None]:
@@ -136,7 +146,7 @@ def _rendition(notes: list[Note], bars: list[float], voice: str, bpm: float, pie
     if voice.endswith(ROOM):
         wave = perform(notes, bars, bpm, voice, seed_of(piece, voice))
     else:
-        wave = render(notes, bpm, voice, vary_velocity=split == "train")
+        wave = render(notes, bpm, voice, vary_velocity=is_training(split))
     return wave, ds.Rendition(voice, bpm, spectrogram(wave))
 
 
@@ -159,10 +169,10 @@ def build_piece(spec: PieceSpec, split: str, root: Path, audio: bool = True) -> 
     onset_q, onset_system, page_x = onset_pairs(eng)
     onset_x = np.array([strip.strip_x(int(s), x) for s, x in zip(onset_system, page_x, strict=True)])
     rec = ds.PieceRecord(spec.id, split, spec.composer, strip, onset_q, onset_x, onset_system, meta=meta)
-    for voice, bpm in renditions_for(spec.id, split) if audio or split != "train" else []:
+    for voice, bpm in renditions_for(spec.id, split) if audio or not is_training(split) else []:
         wave, rendition = _rendition(eng.notes, eng.bars, voice, bpm, spec.id, split)
         rec.renditions.append(rendition)
-        if split != "train":
+        if not is_training(split):
             flac = ds.audio_path(root, spec.id)
             flac.parent.mkdir(parents=True, exist_ok=True)
             sf.write(flac, wave, SAMPLE_RATE)
@@ -219,8 +229,26 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"))
 
 
-def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print,  # type: ignore[no-untyped-def]
-          audio: bool = True) -> dict:
+def planned_pieces(splits: dict[str, list[str]], only: list[str] | None = None) -> list[PieceSpec]:
+    """The pieces a build makes: `only` those ids or corpus paths, else every piece of the split file but
+    the extra training pieces, which are built apart when asked for by name (corpus.EXTRA_SPLIT)."""
+    specs = pieces_in(splits)
+    if not only:
+        return [s for s in specs if split_of(s.id, splits) != EXTRA_SPLIT]
+    specs = [s for s in specs if s.id in only or s.path in only]
+    missing = set(only) - {s.id for s in specs} - {s.path for s in specs}
+    if missing:
+        raise KeyError(f"not in the split file: {sorted(missing)}")
+    return specs
+
+
+def build(
+    root: Path,
+    only: list[str] | None = None,
+    workers: int = 2,
+    log=print,  # type: ignore[no-untyped-def]
+    audio: bool = True,
+) -> dict:
     """Build every piece of the split file (or `only` those ids), resuming where a previous run stopped.
 
     `audio=False` engraves the training pieces without renditions: their PDFs fill a full-size evaluation
@@ -229,12 +257,7 @@ def build(root: Path, only: list[str] | None = None, workers: int = 2, log=print
 
     root.mkdir(parents=True, exist_ok=True)
     splits = load_splits()
-    specs = pieces_in(splits)
-    if only:
-        specs = [s for s in specs if s.id in only or s.path in only]
-        missing = set(only) - {s.id for s in specs} - {s.path for s in specs}
-        if missing:
-            raise KeyError(f"not in the split file: {sorted(missing)}")
+    specs = planned_pieces(splits, only)
     manifest = ds.read_manifest(root)
     todo = [s for s in specs if not ds.record_path(root, s.id).exists() or s.id not in manifest["pieces"]
             or is_stale(manifest["pieces"][s.id], s.id, split_of(s.id, splits))]  # fmt: skip

@@ -17,7 +17,16 @@ from typing import Any
 SPLITS_FILE = Path(__file__).with_name("splits.json")  # committed, composer-disjoint split
 TEST_CHORALES = 50  # Bach chorales held out as a piece-disjoint identification set
 CHORALE_SEED = "sheetid-test-chorales-v1"  # salt of the hash that picks the held-out chorales
-SPLITS = ("train", "validation", "test", "test-chorales")
+# "train-extra": more training pieces (Palestrina's four-voice mass movements), built into a dataset folder
+# of their own (`sheetid data build --split train-extra --out data/dataset-extra`) so that the evaluation
+# library, every built piece of data/dataset, stays the same 434 pieces; `sheetid train --set
+# extra_dataset=…` adds them to the training pairs.
+SPLITS = ("train", "validation", "test", "test-chorales", "train-extra")
+TRAINING_PIECE_SPLITS = ("train", "train-extra")  # pieces that get training renditions, fonts and engravers
+EXTRA_SPLIT = "train-extra"
+EXTRA_DIRS = ("palestrina",)  # four-voice vocal polyphony (.krn), reduced to two staves like the chorales
+EXTRA_PIECES = 300  # of them, the smallest salted hashes with four parts: a bounded build (about 3 s a piece)
+EXTRA_SEED = "sheetid-train-extra-v1"
 
 # Solo piano: both staves as they are.
 PIANO = [
@@ -49,7 +58,7 @@ COMPOSER_SPLIT = {  # composer → split; Bach is train except the held-out chor
     "schumann_clara": "validation", "schumann_robert": "validation", "weber": "validation",
     "verdi": "validation", "beach": "validation",
     "joplin": "test", "chopin": "test", "cpebach": "test", "schoenberg": "test", "schubert": "test",
-    "liliuokalani": "test", "haydn": "test",
+    "liliuokalani": "test", "haydn": "test", "palestrina": EXTRA_SPLIT,
 }  # fmt: skip
 
 
@@ -62,7 +71,7 @@ class PieceSpec:
     id: str  # corpus path without extension, e.g. "mozart/k545/movement1_exposition"
     path: str  # corpus path as music21 names it
     composer: str
-    kind: str  # piano | with_piano | quartet | chorale
+    kind: str  # piano | with_piano | quartet | chorale | vocal
 
 
 def piece_id(path: str) -> str:
@@ -89,14 +98,36 @@ def candidate_pieces() -> list[PieceSpec]:
     for p in paths:
         if p.startswith("bach/") and p.endswith((".mxl", ".xml")):  # .krn copies duplicate .mxl
             specs.append(PieceSpec(piece_id(p), p, "bach", "chorale"))
+    for p in paths:
+        if p.split("/")[0] in EXTRA_DIRS and p.endswith(".krn"):
+            specs.append(PieceSpec(piece_id(p), p, p.split("/")[0], "vocal"))
     return specs
 
 
 def is_four_part_chorale(path: str) -> bool:
+    """A score of exactly four parts (chorales and the extra vocal pieces: two per staff)."""
     from music21 import corpus, stream
 
     score = corpus.parse(path)
     return isinstance(score, stream.Score) and len(score.parts) == 4
+
+
+def is_training(split: str) -> bool:
+    """Whether pieces of `split` are training material (renditions, fonts, engravers of training)."""
+    return split in TRAINING_PIECE_SPLITS
+
+
+def extra_pieces(specs: list[PieceSpec], limit: int = EXTRA_PIECES) -> list[str]:
+    """The extra training pieces: four-part vocal scores, the `limit` smallest salted hashes among them."""
+    vocal = sorted((s for s in specs if s.kind == "vocal"),
+                   key=lambda s: hashlib.sha256(f"{EXTRA_SEED}:{s.id}".encode()).hexdigest())  # fmt: skip
+    chosen: list[str] = []
+    for spec in vocal:
+        if len(chosen) == limit:
+            break
+        if is_four_part_chorale(spec.path):
+            chosen.append(spec.id)
+    return chosen
 
 
 def make_splits(chorales: list[str], others: list[PieceSpec]) -> dict[str, list[str]]:
@@ -146,8 +177,9 @@ def reduce_to_grand_staff(score: object, kind: str) -> object:
         groups = [[len(parts) - 2], [len(parts) - 1]]
     else:
         groups = [[0, 1], [2, 3]]
-    if len(parts) < max(i for g in groups for i in g) + 1 or (kind in ("quartet", "chorale") and len(parts) != 4):
-        raise ReductionError(f"{kind} needs {'4' if kind in ('quartet', 'chorale') else '2+'} parts, has {len(parts)}")
+    four = kind in ("quartet", "chorale", "vocal")
+    if len(parts) < max(i for g in groups for i in g) + 1 or (four and len(parts) != 4):
+        raise ReductionError(f"{kind} needs {'4' if four else '2+'} parts, has {len(parts)}")
     out = stream.Score()
     expected = 0
     for gi, group in enumerate(groups):
@@ -197,7 +229,8 @@ def compute_splits() -> dict[str, list[str]]:
     """Scan the corpus (about a minute) and return the split; `sheetid data splits` commits it."""
     specs = candidate_pieces()
     chorales = [s.id for s in specs if s.kind == "chorale" and is_four_part_chorale(s.path)]
-    return make_splits(chorales, [s for s in specs if s.kind != "chorale"])
+    extra = set(extra_pieces(specs))
+    return make_splits(chorales, [s for s in specs if s.kind != "chorale" and (s.kind != "vocal" or s.id in extra)])
 
 
 def pieces_in(splits: dict[str, list[str]]) -> list[PieceSpec]:
