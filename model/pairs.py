@@ -172,7 +172,6 @@ def _augment_audio(spec: np.ndarray, cfg: TrainConfig, rng: np.random.Generator)
     return np.log10(1.0 + np.maximum(lin, 0.0))
 
 
-
 def _mask(spec: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
     """One band of bins and one span of frames set to silence in a random share of the excerpts. Draws
     nothing when both shares are 0, so the recipes trained before it replay the same random stream."""
