@@ -104,7 +104,7 @@ def candidate_pieces() -> list[PieceSpec]:
     return specs
 
 
-def is_four_part_chorale(path: str) -> bool:
+def has_four_parts(path: str) -> bool:
     """A score of exactly four parts (chorales and the extra vocal pieces: two per staff)."""
     from music21 import corpus, stream
 
@@ -125,7 +125,7 @@ def extra_pieces(specs: list[PieceSpec], limit: int = EXTRA_PIECES) -> list[str]
     for spec in vocal:
         if len(chosen) == limit:
             break
-        if is_four_part_chorale(spec.path):
+        if has_four_parts(spec.path):
             chosen.append(spec.id)
     return chosen
 
@@ -229,7 +229,7 @@ def compute_splits() -> dict[str, list[str]]:
     """Scan the corpus (the chorales, then Palestrina's pieces for four parts: 4 minutes the first time
     here, 70 s once music21 has cached the parses) and return the split; `sheetid data splits` commits it."""
     specs = candidate_pieces()
-    chorales = [s.id for s in specs if s.kind == "chorale" and is_four_part_chorale(s.path)]
+    chorales = [s.id for s in specs if s.kind == "chorale" and has_four_parts(s.path)]
     extra = set(extra_pieces(specs))
     return make_splits(chorales, [s for s in specs if s.kind != "chorale" and (s.kind != "vocal" or s.id in extra)])
 
