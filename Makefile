@@ -13,7 +13,7 @@ APT_DATA_PACKAGES := musescore3  # engraves a share of the training pieces (mode
 APT_BENCH_PACKAGES := musescore3 lilypond  # system detection on other engravers' PDFs (`eval systems --engraver`)
 export SHEETID_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install system-deps test lint demo data train weights corpus-library eval bench bench-runtime docker-smoke clean
+.PHONY: install system-deps test lint demo data data-extra train weights corpus-library eval bench bench-runtime docker-smoke clean
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -51,6 +51,11 @@ demo: install
 data: EXTRA_APT = $(APT_DATA_PACKAGES)
 data: install
 	$(VENV)/bin/sheetid data build
+
+# The extra training pieces (model/data/corpus.py EXTRA_SPLIT), built apart: `sheetid train --set extra_dataset=data/dataset-extra`.
+data-extra: EXTRA_APT = $(APT_DATA_PACKAGES)
+data-extra: install
+	$(VENV)/bin/sheetid data build --split train-extra --out data/dataset-extra
 
 train: install
 	$(VENV)/bin/sheetid train
