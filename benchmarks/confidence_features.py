@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.calibrate import fit_calibration, fitted_confidence
+from service.identify import Calibration
 
 FEATURE_SETS = {"votes": 3, "votes + alignment": 5}  # leading feature columns used
 
@@ -27,23 +28,17 @@ def held_out_answers(features: np.ndarray, correct: np.ndarray, absent: np.ndarr
                      piece: np.ndarray, per_size: bool, fitted_sizes: np.ndarray | None = None,
                      ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(confidence, threshold) of every row from the calibration fitted without its piece's rows (and only
-    on rows of `fitted_sizes` where given: a size left out gets the nearest fitted size's threshold, as the
-    service holds the threshold beyond the calibrated sizes)."""
+    on rows of `fitted_sizes` where given: a size left out gets the threshold the service would use,
+    Calibration.threshold_for, held beyond the calibrated sizes)."""
     conf, threshold = np.zeros(len(correct)), np.zeros(len(correct))
     fitted = np.isin(size, fitted_sizes) if fitted_sizes is not None else np.ones(len(size), dtype=bool)
     for held in np.unique(piece):
         fit_rows, rows = fitted & (piece != held), piece == held
         fit = fit_calibration(features[fit_rows], correct[fit_rows], absent[fit_rows], size[fit_rows])
         conf[rows] = fitted_confidence(fit, features[rows])
-        by_size = {int(n): t for n, t in fit["thresholds_by_size"].items()}
-        nearest = [_nearest(list(by_size), int(n)) for n in size[rows]]
-        threshold[rows] = [by_size[m] if per_size else fit["threshold"] for m in nearest]
+        calibration = Calibration.load_dict(fit)
+        threshold[rows] = [calibration.threshold_for(int(n)) if per_size else fit["threshold"] for n in size[rows]]
     return conf, threshold
-
-
-def _nearest(sizes: list[int], n: int) -> int:
-    """The calibrated size nearest to n on a log scale."""
-    return min(sizes, key=lambda m: abs(np.log(m) - np.log(n)))
 
 
 def _halves(conf: np.ndarray, threshold: np.ndarray, correct: np.ndarray, absent: np.ndarray,

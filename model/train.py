@@ -26,7 +26,7 @@ from model.evaluate import embed_pairs, retrieval_metrics
 from model.nets import SheetAudioNet, infonce_loss, ranking_loss
 from model.pairs import PairIndex, audio_batch, median_level, sheet_batch
 
-TRAINING_SPLITS = ("train", "train-extra", "validation")  # the only splits training and tuning may read
+TRAINING_SPLITS = ("train", EXTRA_SPLIT, "validation")  # the only splits training and tuning may read
 
 
 @torch.no_grad()
