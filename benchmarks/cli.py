@@ -220,6 +220,8 @@ def eval_align(
                                                  "(default: the service's)")] = None,
     header: Annotated[float | None, typer.Option(help="strip px of each system's header where no time passes "
                                                  "(default: the service's)")] = None,
+    tempi: Annotated[str | None, typer.Option(help="comma-separated tempo factors the recording is read at, "
+                                              "costs averaged (default: the service's)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Median alignment error (page widths) and right-system share, global DTW beside the jump-aware
@@ -232,12 +234,17 @@ def eval_align(
         grid = [Penalties(*(float(v) for v in p.split(","))) for p in penalty or []]
     except (TypeError, ValueError):
         raise typer.BadParameter("--penalty is three to six numbers: JUMP,START,END[,HUBS[,DOWN[,EXCERPT]]]") from None
-    from service.align import ALIGN_SHEET_HOP, PLACEMENT
+    from service.align import ALIGN_SHEET_HOP, ALIGN_TEMPI, PLACEMENT
 
+    try:
+        factors = tuple(float(t) for t in tempi.split(",")) if tempi else ALIGN_TEMPI
+    except ValueError:
+        raise typer.BadParameter("--tempi is comma-separated numbers, e.g. 1.0,0.7") from None
     placement = replace(PLACEMENT, **{k: v for k, v in (("smooth_seconds", smooth), ("header_px", header))
                                       if v is not None})  # fmt: skip
     result = evaluate_align(open_library(library), dataset, split, grid or None,
-                            sheet_hop=sheet_hop or ALIGN_SHEET_HOP, placement=placement, log=_log)  # fmt: skip
+                            sheet_hop=sheet_hop or ALIGN_SHEET_HOP, placement=placement, tempi=factors,
+                            log=_log)  # fmt: skip
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
 
@@ -274,6 +281,25 @@ def bench_cmd(
     for n in vector_scale or []:
         engines_bench.run(n, tuple(engine or engines_bench.ENGINES), log=typer.echo, nprobes=tuple(nprobe or ()),
                           milvus_compaction=milvus_compaction)  # fmt: skip
+
+
+@bench_app.command("align")
+def bench_align(
+    dataset: Annotated[Path, typer.Option(help="dataset folder (PDFs and recordings)")] = DATASET,
+    library: Annotated[Path, typer.Option(help="library holding the piece (e.g. the eval library)")] = EVAL_LIBRARY,
+    piece: Annotated[str | None, typer.Option(help="dataset piece id (default: the first test piece)")] = None,
+) -> None:
+    """Alignment of one whole recording: the recording read as played only against the service's tempo views."""
+    from benchmarks.dataset_library import index_dataset, read_recording
+    from benchmarks.speed import align_latency
+    from indexer.library import open_library
+    from model.data import dataset as ds
+    from model.data.corpus import load_splits, split_of
+
+    lib = open_library(library)
+    pid = piece or ds.built_pieces(dataset, ["test"])[0]
+    ids = index_dataset(lib, dataset, [split_of(pid, load_splits())], _log)
+    typer.echo(json.dumps(dict(align_latency(lib, ids[pid], read_recording(dataset, pid)), piece=pid)))
 
 
 @bench_app.command("runtime")

@@ -5,6 +5,8 @@
   model and inputs in the same run: times, their ratio, and the cosine between the two paths' vectors.
 - `index_pdf`: wall time to index one multi-page score PDF through the real path.
 - `identify_latency`: end-to-end identification of a recording (decode excluded) against the library.
+- `align_latency`: the jump-aware alignment of one whole recording to its piece, the recording read as
+  played only against the service's tempo views (service.align.ALIGN_TEMPI), in the same run.
 - `search_scale`: FAISS top-25 search for a 30-s query's excerpts over synthetic snippet vectors at
   library scale, exact (Flat) versus approximate (HNSW), with the approximate index's recall@25.
 """
@@ -123,6 +125,21 @@ def embedding_paths(library: Library, pdf: bytes, wave: np.ndarray, repeats: int
                      "speedup": round(t_window / t_dense, 1), "cosine_median": round(float(np.median(cos)), 5),
                      "cosine_min": round(float(cos.min()), 5)}  # fmt: skip
     out["strip_px"], out["audio_s"] = int(strip.shape[1]), round(len(wave) / SAMPLE_RATE, 1)
+    return out
+
+
+def align_latency(library: Library, piece_id: int, wave: np.ndarray, repeats: int = 3) -> dict[str, object]:
+    """Seconds (best of `repeats`) to align `wave` to `piece_id` with the cost read at tempo 1.0 only and at
+    the service's ALIGN_TEMPI, and their ratio. The pages' 8-px re-embedding is in both."""
+    from service.align import ALIGN_SHEET_HOP, ALIGN_TEMPI, cost_matrix
+    from service.jumps import jump_alignment
+
+    out: dict[str, object] = {"audio_s": round(len(wave) / SAMPLE_RATE, 1)}
+    for label, tempi in (("as_played_s", (1.0,)), ("tempi_s", ALIGN_TEMPI)):
+        seconds = _best_of(lambda t=tempi: jump_alignment(piece_id, *cost_matrix(library, piece_id, wave,  # type: ignore[misc]
+                                                                                    ALIGN_SHEET_HOP, t)), repeats)
+        out[label] = round(seconds, 3)
+    out["tempi"], out["slowdown"] = list(ALIGN_TEMPI), round(float(out["tempi_s"]) / float(out["as_played_s"]), 2)  # type: ignore[arg-type]
     return out
 
 

@@ -13,7 +13,7 @@ from indexer.library import Library
 from indexer.settings import Settings
 from indexer.snippet_map import PieceSnippets
 from model.data import dataset as ds
-from service.align import Placement, align, points_of
+from service.align import Placement, align, cost_matrix, points_of
 
 TWO_PAGE_PIECE = "haydn/opus1no1/movement4"  # a short quartet movement (test split) engraved on two pages
 TURN_TOLERANCE_S = 3.0  # how far the aligned page turn may sit from the true one
@@ -140,3 +140,18 @@ def test_smoothing_stops_at_a_jump() -> None:
     points = points_of(path, path[:, 0] * 2, snippets)
     xs = np.array([p.strip_x for p in points])
     assert xs[319] > snippets.strip_x[-3] and xs[320] < snippets.strip_x[2], (xs[318:322])
+
+
+def test_the_recording_read_slowed_is_placed_on_the_as_played_time_axis(two_page: tuple[Library, int, Path]) -> None:
+    # The cost averages the recording read as played and as if played 0.7 times as fast (ALIGN_TEMPI): one
+    # row per as-played excerpt, and the slowed reading's rows must speak of the same moments, or their
+    # mean would blur the path instead of sharpening it.
+    library, piece, dataset = two_page
+    wave = read_recording(dataset, TWO_PAGE_PIECE)
+    centres, _, played = cost_matrix(library, piece, wave, tempi=(1.0,))
+    both_centres, _, both = cost_matrix(library, piece, wave, tempi=(1.0, 0.7))
+    assert np.array_equal(centres, both_centres) and both.shape == played.shape
+    slowed = 2.0 * both - played  # the slowed reading's own distances, row by row
+    late = np.arange(len(played)) > len(played) // 2  # where a time axis off by the factor would be far off
+    shift = np.abs(np.argmin(slowed, axis=1) - np.argmin(played, axis=1))[late]
+    assert np.median(shift) <= 4, np.median(shift)  # columns of 8 px
