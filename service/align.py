@@ -27,7 +27,7 @@ ALIGN_SHEET_HOP = 8
 # asks it: indexer Settings.query_tempi), and the cost is the mean of the two views' cosine distances. A
 # 2.4-s excerpt as played holds more music than a 128-px snippet shows; slowed, about as much; each view
 # alone is noisier than their mean. Validation, `sheetid eval align --split validation --tempi 1.0` against
-# the default: plain DTW 0.0189 -> 0.0173 page widths, repeats (jump-aware) 0.0184 -> 0.0166 (README, Alignment).
+# the default: plain DTW 0.0189 -> 0.0173 page widths, repeats (jump-aware) 0.0184 -> 0.0169 (README, Alignment).
 ALIGN_TEMPI = (1.0, 0.7)
 STRIP_PX_PER_SECOND = 75.0  # rough engraving density (model-scale strip px per second at 120 bpm)
 
