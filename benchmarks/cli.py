@@ -238,8 +238,10 @@ def eval_align(
 
     try:
         factors = tuple(float(t) for t in tempi.split(",")) if tempi else ALIGN_TEMPI
+        if min(factors) <= 0:
+            raise ValueError
     except ValueError:
-        raise typer.BadParameter("--tempi is comma-separated numbers, e.g. 1.0,0.7") from None
+        raise typer.BadParameter("--tempi is comma-separated positive numbers, e.g. 1.0,0.7") from None
     placement = replace(PLACEMENT, **{k: v for k, v in (("smooth_seconds", smooth), ("header_px", header))
                                       if v is not None})  # fmt: skip
     result = evaluate_align(open_library(library), dataset, split, grid or None,

@@ -74,7 +74,7 @@ class Alignment:
     piece_id: int
     subsequence: bool
     points: list[AlignedPoint]
-    cost: np.ndarray  # (audio excerpts, snippets) cosine distances
+    cost: np.ndarray  # (audio excerpts, snippets) cosine distances, the mean over the ALIGN_TEMPI readings
     path: np.ndarray  # (L, 2) row/column pairs, ascending in time (columns may jump back)
     jumps: list[AlignedJump] = field(default_factory=list)
 
