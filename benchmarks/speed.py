@@ -134,13 +134,13 @@ def align_latency(library: Library, piece_id: int, wave: np.ndarray, repeats: in
     from service.align import ALIGN_SHEET_HOP, ALIGN_TEMPI, cost_matrix
     from service.jumps import jump_alignment
 
-    out: dict[str, object] = {"audio_s": round(len(wave) / SAMPLE_RATE, 1)}
-    for label, tempi in (("as_played_s", (1.0,)), ("tempi_s", ALIGN_TEMPI)):
-        seconds = _best_of(lambda t=tempi: jump_alignment(piece_id, *cost_matrix(library, piece_id, wave,  # type: ignore[misc]
-                                                                                    ALIGN_SHEET_HOP, t)), repeats)
-        out[label] = round(seconds, 3)
-    out["tempi"], out["slowdown"] = list(ALIGN_TEMPI), round(float(out["tempi_s"]) / float(out["as_played_s"]), 2)  # type: ignore[arg-type]
-    return out
+    def align(tempi: tuple[float, ...]) -> float:
+        return _best_of(lambda: jump_alignment(piece_id, *cost_matrix(library, piece_id, wave, ALIGN_SHEET_HOP, tempi)),
+                        repeats)  # fmt: skip
+
+    as_played, both = align((1.0,)), align(ALIGN_TEMPI)
+    return {"audio_s": round(len(wave) / SAMPLE_RATE, 1), "as_played_s": round(as_played, 3),
+            "tempi_s": round(both, 3), "tempi": list(ALIGN_TEMPI), "slowdown": round(both / as_played, 2)}  # fmt: skip
 
 
 def index_pdf(library: Library, data: bytes) -> dict[str, float]:

@@ -103,8 +103,11 @@ def cost_matrix(library: Library, piece_id: int, wave: np.ndarray, sheet_hop: in
         raise BadAudio("the recording is too short to align")
     cost = np.zeros((len(centres), len(snippets.ids)))
     for tempo in tempi:
-        at, vectors = (centres, played) if tempo == 1.0 else library.embed_spectrogram(spec, ALIGN_HOP_FRAMES, tempo)
-        cost += 1.0 - vectors[_nearest(at, centres)] @ snippets.vectors.T
+        vectors = played
+        if tempo != 1.0:
+            at, read = library.embed_spectrogram(spec, ALIGN_HOP_FRAMES, tempo)
+            vectors = read[_nearest(at, centres)]
+        cost += 1.0 - vectors @ snippets.vectors.T
     return centres, snippets, cost / len(tempi)
 
 
