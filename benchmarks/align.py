@@ -34,7 +34,17 @@ from model.data import dataset as ds
 from model.data import repeats as rp
 from model.data.engrave import RASTER_SCALE
 from model.sheet import Strip, System
-from service.align import ALIGN_SHEET_HOP, ALIGN_TEMPI, PLACEMENT, Alignment, Placement, cost_matrix, monotone_alignment
+from service.align import (
+    ALIGN_SHEET_HOP,
+    ALIGN_SHEET_WIDTHS,
+    ALIGN_TEMPI,
+    PLACEMENT,
+    WIDER_AFTER_PX,
+    Alignment,
+    Placement,
+    cost_matrix,
+    monotone_alignment,
+)
 from service.jumps import Penalties, jump_alignment
 
 ENGRAVED_PAGE_WIDTH = 840 * RASTER_SCALE  # the data engine's A4 page: 840 verovio px, rasterised at RASTER_SCALE
@@ -140,10 +150,12 @@ def _score(tally: _Tally, pid: str, precomputed: tuple[np.ndarray, PieceSnippets
 
 def evaluate_align(library: Library, dataset: Path, split: str = "test", penalties: list[Penalties] | None = None,
                    seed: int = 0, sheet_hop: int = ALIGN_SHEET_HOP, placement: Placement = PLACEMENT,
-                   tempi: tuple[float, ...] = ALIGN_TEMPI, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+                   tempi: tuple[float, ...] = ALIGN_TEMPI, widths: tuple[float, ...] = ALIGN_SHEET_WIDTHS,
+                   wider_after_px: float = WIDER_AFTER_PX, log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Plain, performed (repeats) and mid-piece-excerpt alignment error for both methods, with the cost
-    matrix's columns every `sheet_hop` strip px, its rows the recording read at `tempi`, and positions
-    placed along the path as `placement` says."""
+    matrix's columns every `sheet_hop` strip px, read at `widths` (as engraved only within `wider_after_px`
+    of each system's start), its rows the recording read at `tempi`, and positions placed along the path
+    as `placement` says."""
     penalties = penalties or [Penalties()]
     pieces = ds.built_pieces(dataset, [split])
     ids = index_dataset(library, dataset, [split], log)
@@ -167,7 +179,7 @@ def evaluate_align(library: Library, dataset: Path, split: str = "test", penalti
                 log(f"skipped: {exc}")
                 break
             wave, _ = sf.read(audio, dtype="float32")
-            pre = cost_matrix(library, ids[pid], wave, sheet_hop, tempi)
+            pre = cost_matrix(library, ids[pid], wave, sheet_hop, tempi, widths, wider_after_px)
             _score(sets[kind], pid, pre, truth, indexed, False, penalties, placement, log, kind)
             if kind == "plain":
                 snippets, duration = pre[1], len(wave) / SAMPLE_RATE
@@ -179,7 +191,9 @@ def evaluate_align(library: Library, dataset: Path, split: str = "test", penalti
                 _score(sets["excerpts"], pid, (centres, pre[1], cost), part, indexed, True, penalties, placement,
                        log, f"{kind} excerpt at {start:.0f} s")  # fmt: skip
     plain = sets["plain"].summary()
-    return {"split": split, "sheet_hop": sheet_hop, "tempi": list(tempi), "placement": asdict(placement),
+    return {"split": split, "sheet_hop": sheet_hop, "tempi": list(tempi), "widths": list(widths),
+            "wider_after_px": wider_after_px,
+            "placement": asdict(placement),
             "pieces": plain["queries"],
             "median_error": plain["dtw"]["median_error"],
             "linear_median_error": round(float(np.median(np.concatenate(linear))), 4), "skipped": sorted(set(skipped)),

@@ -206,6 +206,17 @@ def eval_systems(
         raise typer.BadParameter("engraver is verovio, musescore or lilypond")
 
 
+def _factors(option: str, text: str | None, default: tuple[float, ...]) -> tuple[float, ...]:
+    """Comma-separated positive factors (`text`), or `default` when not given."""
+    try:
+        factors = tuple(float(t) for t in text.split(",")) if text else default
+        if min(factors) <= 0:
+            raise ValueError
+    except ValueError:
+        raise typer.BadParameter(f"{option} is comma-separated positive numbers, e.g. 1.0,0.7") from None
+    return factors
+
+
 @eval_app.command("align")
 def eval_align(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
@@ -222,6 +233,10 @@ def eval_align(
                                                  "(default: the service's)")] = None,
     tempi: Annotated[str | None, typer.Option(help="comma-separated tempo factors the recording is read at, "
                                               "costs averaged (default: the service's)")] = None,
+    widths: Annotated[str | None, typer.Option(help="comma-separated width factors the strip is read at, "
+                                               "costs averaged (default: the service's)")] = None,
+    wider_after: Annotated[float | None, typer.Option(help="strip px into each system read as engraved only "
+                                                      "(default: the service's)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Median alignment error (page widths) and right-system share, global DTW beside the jump-aware
@@ -234,18 +249,15 @@ def eval_align(
         grid = [Penalties(*(float(v) for v in p.split(","))) for p in penalty or []]
     except (TypeError, ValueError):
         raise typer.BadParameter("--penalty is three to six numbers: JUMP,START,END[,HUBS[,DOWN[,EXCERPT]]]") from None
-    from service.align import ALIGN_SHEET_HOP, ALIGN_TEMPI, PLACEMENT
+    from service.align import ALIGN_SHEET_HOP, ALIGN_SHEET_WIDTHS, ALIGN_TEMPI, PLACEMENT, WIDER_AFTER_PX
 
-    try:
-        factors = tuple(float(t) for t in tempi.split(",")) if tempi else ALIGN_TEMPI
-        if min(factors) <= 0:
-            raise ValueError
-    except ValueError:
-        raise typer.BadParameter("--tempi is comma-separated positive numbers, e.g. 1.0,0.7") from None
+    factors = _factors("--tempi", tempi, ALIGN_TEMPI)
+    width_factors = _factors("--widths", widths, ALIGN_SHEET_WIDTHS)
     placement = replace(PLACEMENT, **{k: v for k, v in (("smooth_seconds", smooth), ("header_px", header))
                                       if v is not None})  # fmt: skip
     result = evaluate_align(open_library(library), dataset, split, grid or None,
                             sheet_hop=sheet_hop or ALIGN_SHEET_HOP, placement=placement, tempi=factors,
+                            widths=width_factors, wider_after_px=WIDER_AFTER_PX if wider_after is None else wider_after,
                             log=_log)  # fmt: skip
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=1))
 
@@ -291,7 +303,7 @@ def bench_align(
     library: Annotated[Path, typer.Option(help="library holding the piece (e.g. the eval library)")] = EVAL_LIBRARY,
     piece: Annotated[str | None, typer.Option(help="dataset piece id (default: the first test piece)")] = None,
 ) -> None:
-    """Alignment of one whole recording: the recording read as played only against the service's tempo views."""
+    """Alignment of one whole recording: read once, at the service's tempi, and at its tempi and widths."""
     from benchmarks.dataset_library import index_dataset, read_recording
     from benchmarks.speed import align_latency
     from indexer.library import open_library

@@ -129,18 +129,22 @@ def embedding_paths(library: Library, pdf: bytes, wave: np.ndarray, repeats: int
 
 
 def align_latency(library: Library, piece_id: int, wave: np.ndarray, repeats: int = 3) -> dict[str, object]:
-    """Seconds (best of `repeats`) to align `wave` to `piece_id` with the cost read at tempo 1.0 only and at
-    the service's ALIGN_TEMPI, and their ratio. The pages' 8-px re-embedding is in both."""
-    from service.align import ALIGN_SHEET_HOP, ALIGN_TEMPI, cost_matrix
+    """Seconds (best of `repeats`) to align `wave` to `piece_id` with the cost read once (the recording as
+    played, the strip as engraved), with the recording also read at the service's ALIGN_TEMPI, and with
+    that and the strip read at ALIGN_SHEET_WIDTHS too (the service's); each path's time against the one
+    before it. The pages' 8-px re-embedding is in all three."""
+    from service.align import ALIGN_SHEET_HOP, ALIGN_SHEET_WIDTHS, ALIGN_TEMPI, cost_matrix
     from service.jumps import jump_alignment
 
-    def align(tempi: tuple[float, ...]) -> float:
-        return _best_of(lambda: jump_alignment(piece_id, *cost_matrix(library, piece_id, wave, ALIGN_SHEET_HOP, tempi)),
-                        repeats)  # fmt: skip
+    def align(tempi: tuple[float, ...], widths: tuple[float, ...]) -> float:
+        return _best_of(lambda: jump_alignment(piece_id, *cost_matrix(library, piece_id, wave, ALIGN_SHEET_HOP,
+                                                                      tempi, widths)), repeats)  # fmt: skip
 
-    as_played, both = align((1.0,)), align(ALIGN_TEMPI)
-    return {"audio_s": round(len(wave) / SAMPLE_RATE, 1), "as_played_s": round(as_played, 3),
-            "tempi_s": round(both, 3), "tempi": list(ALIGN_TEMPI), "slowdown": round(both / as_played, 2)}  # fmt: skip
+    once, tempi, both = align((1.0,), (1.0,)), align(ALIGN_TEMPI, (1.0,)), align(ALIGN_TEMPI, ALIGN_SHEET_WIDTHS)
+    return {"audio_s": round(len(wave) / SAMPLE_RATE, 1),
+            "tempi": list(ALIGN_TEMPI), "widths": list(ALIGN_SHEET_WIDTHS),
+            "once_s": round(once, 3), "tempi_s": round(tempi, 3), "tempi_and_widths_s": round(both, 3),
+            "tempi_slowdown": round(tempi / once, 2), "widths_slowdown": round(both / tempi, 2)}  # fmt: skip
 
 
 def index_pdf(library: Library, data: bytes) -> dict[str, float]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from indexer.errors import BadInput
-from model.embed import embed_strip
+from model.embed import embed_strip, embed_strip_at_width
 from model.nets import SheetAudioNet
 from model.sheet import STRIP_HEIGHT, Strip, read_page, unroll
 
@@ -22,11 +22,15 @@ class EmbeddedScore:
     vectors: np.ndarray  # (N, 32) float32, unit length
     page_images: list[np.ndarray]  # the pages as kept: flat-fielded and straightened, boxes in this frame
     pages_without_music: list[int]  # 1-based pages where no staff system was found (title, text, blank)
+    # factor -> (N, 32) vectors of the same windows, the strip read that many times as wide (alignment)
+    vectors_at_width: dict[float, np.ndarray] = field(default_factory=dict)
 
 
-def embed_pages(model: SheetAudioNet, pages: list[np.ndarray], hop: int, device: str = "cpu") -> EmbeddedScore:
+def embed_pages(model: SheetAudioNet, pages: list[np.ndarray], hop: int, device: str = "cpu",
+                widths: tuple[float, ...] = ()) -> EmbeddedScore:  # fmt: skip
     """Straighten every page and find its staff systems, unroll them and embed a sliding window of
-    snippets. Pages without music are skipped (and named); a PDF without any is refused."""
+    snippets, and the same windows with the strip read at each factor of `widths` (model.embed.
+    embed_strip_at_width). Pages without music are skipped (and named); a PDF without any is refused."""
     readings = [read_page(page, i) for i, page in enumerate(pages)]
     pages = [image for image, _ in readings]
     systems = [s for _, found in readings for s in found]
@@ -42,4 +46,5 @@ def embed_pages(model: SheetAudioNet, pages: list[np.ndarray], hop: int, device:
                       page_x + half, mid + STRIP_HEIGHT / 2 / scale], axis=1)  # fmt: skip
     page_of = np.array([strip.systems[i].page for i in sys_idx])
     without = [i + 1 for i, (_, found) in enumerate(readings) if not found]
-    return EmbeddedScore(strip, centres, sys_idx, boxes, page_of, vectors, pages, without)
+    wider = {f: embed_strip_at_width(model, strip.image, centres, f, hop, device) for f in widths if f != 1.0}
+    return EmbeddedScore(strip, centres, sys_idx, boxes, page_of, vectors, pages, without, wider)

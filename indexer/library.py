@@ -357,13 +357,14 @@ class Library:
             raise NotIndexed(f"piece {piece_id} has no stored pages")
         return [np.asarray(Image.open(path).convert("L")) for path in paths]
 
-    def dense_snippets(self, piece_id: int, hop: int) -> PieceSnippets:
+    def dense_snippets(self, piece_id: int, hop: int, widths: tuple[float, ...] = ()) -> PieceSnippets:
         """The piece's snippets re-embedded from its stored pages on a `hop`-px grid (not indexed: ids −1),
-        for alignment, whose precision the indexed grid limits."""
-        score = embed_pages(self.model, self.page_images(piece_id), hop, self.device)
+        also read at `widths` (embed_pages), for alignment, whose precision the indexed grid limits."""
+        score = embed_pages(self.model, self.page_images(piece_id), hop, self.device, widths)
         return PieceSnippets(ids=np.full(len(score.centres), -1, np.int64), strip_x=score.centres.astype(np.float64),
                              page=score.pages.astype(np.int64) + 1, system=score.systems.astype(np.int64),
-                             boxes=score.boxes.astype(np.float64), vectors=score.vectors)  # fmt: skip
+                             boxes=score.boxes.astype(np.float64), vectors=score.vectors,
+                             vectors_at_width=score.vectors_at_width)  # fmt: skip
 
     def titles(self, piece_ids: list[int]) -> dict[int, tuple[str, str | None]]:
         """(title, composer) of each existing piece among `piece_ids`."""

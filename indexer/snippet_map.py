@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,6 +15,8 @@ class PieceSnippets:
     system: np.ndarray  # (N,) system index
     boxes: np.ndarray  # (N, 4) x0, y0, x1, y1 on the page
     vectors: np.ndarray  # (N, 32)
+    # factor -> (N, 32): the same snippets with the strip read that many times as wide (dense_snippets only)
+    vectors_at_width: dict[float, np.ndarray] = field(default_factory=dict)
 
 
 class SnippetMap:

@@ -24,6 +24,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from model.audio import at_level, at_tempo
 from model.config import ModelConfig
 from model.nets import Pathway, SheetAudioNet
+from model.sheet import at_width
 
 EMBED_DIM = ModelConfig().embed_dim  # size of the joint space of the shipped configuration
 EMBED_BATCH = 256  # crops per forward pass on the per-window path
@@ -133,6 +134,22 @@ def embed_strip(model: SheetAudioNet, strip: np.ndarray, hop: int, device: str =
     pooled = _dense(model.sheet, strip / np.float32(255.0), centres, cfg.sheet_window_cols, cfg.stride, device,
                     runtime)  # fmt: skip
     return centres, _project(model.project_sheet, pooled)
+
+
+def embed_strip_at_width(model: SheetAudioNet, strip: np.ndarray, centres: np.ndarray, factor: float, hop: int,
+                         device: str = "cpu") -> np.ndarray:  # fmt: skip
+    """Unit vectors (len(centres), D) of the strip read `factor` times as wide (model.sheet.at_width), one
+    per window centre of the input strip: the window of the wider strip, every `hop` of its px, nearest to
+    the centre's place there."""
+    wide_centres, vectors = embed_strip(model, at_width(strip, factor), hop, device)
+    return vectors[nearest(wide_centres / factor, np.asarray(centres, np.float64))]
+
+
+def nearest(grid: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Index of the `grid` value (ascending) nearest to each point."""
+    right = np.clip(np.searchsorted(grid, points), 0, len(grid) - 1)
+    left = np.clip(right - 1, 0, len(grid) - 1)
+    return np.where(np.abs(grid[left] - points) <= np.abs(grid[right] - points), left, right)
 
 
 def embed_spectrogram(model: SheetAudioNet, spec: np.ndarray, hop_frames: int, device: str = "cpu",

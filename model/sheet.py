@@ -315,3 +315,15 @@ def unroll(pages: Sequence[np.ndarray], systems: Sequence[System]) -> Strip:
     widths = np.array([im.shape[1] for im in images])
     offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.float64)
     return Strip(image=np.concatenate(images, axis=1), systems=list(systems), offsets=offsets)
+
+
+def at_width(strip: np.ndarray, factor: float) -> np.ndarray:
+    """The strip engraved `factor` times as wide (each row resampled to round(W · factor) px, bilinear): a
+    snippet of the result shows 1 / factor of the music the same snippet of the input shows. 1.0 returns
+    the input."""
+    if not factor > 0.0:
+        raise ValueError(f"width factor must be positive, got {factor}")
+    if factor == 1.0:
+        return strip
+    width = max(1, int(round(strip.shape[1] * factor)))
+    return np.asarray(Image.fromarray(strip).resize((width, strip.shape[0]), Image.Resampling.BILINEAR))

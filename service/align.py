@@ -15,6 +15,7 @@ import numpy as np
 from indexer.errors import BadAudio, NotIndexed
 from indexer.library import Library, PieceSnippets
 from model.audio import FPS, SAMPLE_RATE, spectrogram
+from model.embed import nearest
 
 ALIGN_HOP_FRAMES = 2  # excerpt hop for alignment: 0.1 s resolution
 SUBSEQ_RATIO = 0.6  # recordings shorter than this share of the score's expected length use subsequence DTW
@@ -29,6 +30,14 @@ ALIGN_SHEET_HOP = 8
 # alone is noisier than their mean. Validation, `sheetid eval align --split validation --tempi 1.0` against
 # the default: plain DTW 0.0189 -> 0.0173 page widths, repeats (jump-aware) 0.0184 -> 0.0169 (README, Alignment).
 ALIGN_TEMPI = (1.0, 0.7)
+# The strip is likewise read as engraved and 1.2 times as wide (model.sheet.at_width: a snippet then shows
+# less music), and the cost is the mean over every pair of a recording reading and a strip reading.
+# Validation, `sheetid eval align --split validation --widths 1.0` against the default: plain DTW 0.0173 ->
+# 0.0169, repeats (jump-aware) 0.0169 -> 0.0161; 1.1, 1.3 and 1.2 + 1.4 did less (README, Alignment).
+ALIGN_SHEET_WIDTHS = (1.0, 1.2)
+# Strip px after each system's first window where the wider readings give way to the engraved one: read
+# wider there, a validation piece played first half twice jumped back 1.9 s late (tests/test_jumps.py).
+WIDER_AFTER_PX = 128
 STRIP_PX_PER_SECOND = 75.0  # rough engraving density (model-scale strip px per second at 120 bpm)
 
 
@@ -74,7 +83,7 @@ class Alignment:
     piece_id: int
     subsequence: bool
     points: list[AlignedPoint]
-    cost: np.ndarray  # (audio excerpts, snippets) cosine distances, the mean over the ALIGN_TEMPI readings
+    cost: np.ndarray  # (audio excerpts, snippets) cosine distances, the mean over ALIGN_TEMPI × ALIGN_SHEET_WIDTHS
     path: np.ndarray  # (L, 2) row/column pairs, ascending in time (columns may jump back)
     jumps: list[AlignedJump] = field(default_factory=list)
 
@@ -87,35 +96,42 @@ def dtw_path(cost: np.ndarray, subsequence: bool) -> np.ndarray:
 
 
 def cost_matrix(library: Library, piece_id: int, wave: np.ndarray, sheet_hop: int = ALIGN_SHEET_HOP,
-                tempi: tuple[float, ...] = ALIGN_TEMPI) -> tuple[np.ndarray, PieceSnippets, np.ndarray]:  # fmt: skip
+                tempi: tuple[float, ...] = ALIGN_TEMPI, widths: tuple[float, ...] = ALIGN_SHEET_WIDTHS,
+                wider_after_px: float = WIDER_AFTER_PX) -> tuple[np.ndarray, PieceSnippets, np.ndarray]:  # fmt: skip
     """(audio excerpt centre frames, the piece's snippets every `sheet_hop` px, cosine distances excerpts ×
-    snippets, averaged over the recording read at each of `tempi`). Rows are the excerpts as played, every
-    ALIGN_HOP_FRAMES; another tempo's excerpt nearest in time stands in for each. On the index's own grid
-    the stored vectors are used, on another the pages are re-embedded."""
+    snippets, averaged over every pair of the recording read at one of `tempi` and the strip read at one
+    of `widths`). Rows are the excerpts as played, every ALIGN_HOP_FRAMES; another tempo's excerpt nearest
+    in time stands in for each. Columns are the strip's windows as engraved; another width's window nearest
+    in place stands in for each, except within `wider_after_px` of a system's first window, where the
+    engraved one does. On the index's own grid, at width 1.0 only, the stored vectors are used; otherwise
+    the pages are re-embedded."""
     snippets = library.piece_snippets(piece_id)
     if len(snippets.ids) == 0:
         raise NotIndexed(f"piece {piece_id} has no snippets for model {library.model_version}")
-    if sheet_hop != library.settings.snippet_hop:
-        snippets = library.dense_snippets(piece_id, sheet_hop)
+    if sheet_hop != library.settings.snippet_hop or set(widths) != {1.0}:
+        snippets = library.dense_snippets(piece_id, sheet_hop, widths)
     spec = spectrogram(wave)
     centres, played = library.embed_spectrogram(spec, ALIGN_HOP_FRAMES)
     if len(played) == 0:
         raise BadAudio("the recording is too short to align")
+    sheet = [snippets.vectors if width == 1.0 else _engraved_at_system_starts(snippets, width, wider_after_px)
+             for width in widths]  # fmt: skip
     cost = np.zeros((len(centres), len(snippets.ids)))
     for tempo in tempi:
         vectors = played
         if tempo != 1.0:
             at, read = library.embed_spectrogram(spec, ALIGN_HOP_FRAMES, tempo)
-            vectors = read[_nearest(at, centres)]
-        cost += 1.0 - vectors @ snippets.vectors.T
-    return centres, snippets, cost / len(tempi)
+            vectors = read[nearest(at, centres)]
+        for snippet_vectors in sheet:
+            cost += 1.0 - vectors @ snippet_vectors.T
+    return centres, snippets, cost / (len(tempi) * len(sheet))
 
 
-def _nearest(grid: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Index of the `grid` value (ascending) nearest to each point."""
-    right = np.clip(np.searchsorted(grid, points), 0, len(grid) - 1)
-    left = np.clip(right - 1, 0, len(grid) - 1)
-    return np.where(np.abs(grid[left] - points) <= np.abs(grid[right] - points), left, right)
+def _engraved_at_system_starts(snippets: PieceSnippets, width: float, after_px: float) -> np.ndarray:
+    """The snippets' vectors read at `width`, but as engraved within `after_px` of each system's first."""
+    systems, first = np.unique(snippets.system, return_index=True)
+    into = snippets.strip_x - snippets.strip_x[first][np.searchsorted(systems, snippets.system)]
+    return np.where((into < after_px)[:, None], snippets.vectors, snippets.vectors_at_width[width])
 
 
 def is_excerpt(seconds: float, snippets: PieceSnippets) -> bool:

@@ -148,10 +148,24 @@ def test_the_recording_read_slowed_is_placed_on_the_as_played_time_axis(two_page
     # mean would blur the path instead of sharpening it.
     library, piece, dataset = two_page
     wave = read_recording(dataset, TWO_PAGE_PIECE)
-    centres, _, played = cost_matrix(library, piece, wave, tempi=(1.0,))
-    both_centres, _, both = cost_matrix(library, piece, wave, tempi=(1.0, 0.7))
+    centres, _, played = cost_matrix(library, piece, wave, tempi=(1.0,), widths=(1.0,))
+    both_centres, _, both = cost_matrix(library, piece, wave, tempi=(1.0, 0.7), widths=(1.0,))
     assert np.array_equal(centres, both_centres) and both.shape == played.shape
     slowed = 2.0 * both - played  # the slowed reading's own distances, row by row
     late = np.arange(len(played)) > len(played) // 2  # where a time axis off by the factor would be far off
     shift = np.abs(np.argmin(slowed, axis=1) - np.argmin(played, axis=1))[late]
+    assert np.median(shift) <= 4, np.median(shift)  # columns of 8 px
+
+
+def test_the_strip_read_wider_is_placed_on_the_engraved_strip(two_page: tuple[Library, int, Path]) -> None:
+    # The cost also averages the strip read as engraved and 1.2 times as wide (ALIGN_SHEET_WIDTHS): one
+    # column per engraved window, and the wider reading's columns must show the same place in the score.
+    library, piece, dataset = two_page
+    wave = read_recording(dataset, TWO_PAGE_PIECE)
+    _, engraved_snippets, engraved = cost_matrix(library, piece, wave, tempi=(1.0,), widths=(1.0,))
+    _, snippets, both = cost_matrix(library, piece, wave, tempi=(1.0,), widths=(1.0, 1.2))
+    assert np.array_equal(snippets.strip_x, engraved_snippets.strip_x) and both.shape == engraved.shape
+    wider = 2.0 * both - engraved  # the wider reading's own distances
+    late = np.arange(len(engraved)) > len(engraved) // 2  # where an axis off by the factor would be far off
+    shift = np.abs(np.argmin(wider, axis=1) - np.argmin(engraved, axis=1))[late]
     assert np.median(shift) <= 4, np.median(shift)  # columns of 8 px

@@ -17,6 +17,7 @@ from model.embed import (
     embed_strip_per_window,
     window_centres,
 )
+from model.sheet import STRIP_HEIGHT, at_width
 from tests.conftest import TEST_PIECE
 
 COSINE_FLOOR = 0.99  # the tolerance for dense against per-window vectors of the same window
@@ -97,3 +98,14 @@ def test_wider_windows_keep_dense_and_per_window_vectors_equal(shipped: torch.nn
     spec = rng.random((600, wide.cfg.n_bins)).astype(np.float32)
     centres, dense = embed_spectrogram(wide, spec, hop_frames=16)
     assert _cosines(dense, embed_spectrogram_per_window(wide, spec, hop_frames=16)[1]).min() >= COSINE_FLOOR
+
+
+def test_a_strip_read_wider_keeps_each_mark_at_the_same_share_of_its_width() -> None:
+    strip = np.zeros((STRIP_HEIGHT, 500), dtype=np.uint8)
+    strip[:, 99:102] = 255  # a bar line centred at x = 100
+    wide = at_width(strip, 1.2)
+    assert wide.shape == (STRIP_HEIGHT, 600) and at_width(strip, 1.0) is strip
+    ink = wide.sum(axis=0).astype(np.float64)
+    assert abs(float((ink * np.arange(600)).sum() / ink.sum()) - 120.0) < 1.0
+    with pytest.raises(ValueError):
+        at_width(strip, 0.0)
