@@ -37,12 +37,20 @@ def eval_snippets(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     weights: Annotated[Path | None, typer.Option(help="checkpoint (default: shipped)")] = None,
     split: Annotated[str, typer.Option(help="test | test-chorales | validation")] = "test",
+    widths: Annotated[str | None, typer.Option(help="comma-separated strip width factors whose snippet vectors "
+                                               "are averaged (test-time readings; default: as engraved)")] = None,
+    tempi: Annotated[str | None, typer.Option(help="comma-separated tempo factors whose excerpt vectors are "
+                                              "averaged (test-time readings; default: as played)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Table-2 protocol: rank each query's counterpart among all snippets of the split."""
-    from benchmarks.snippets import evaluate_checkpoint
+    from benchmarks.snippets import evaluate_checkpoint, evaluate_readings
 
-    version, result = evaluate_checkpoint(weights, dataset, split)
+    if widths or tempi:
+        version, result = evaluate_readings(weights, dataset, split, _factors("--widths", widths, (1.0,)),
+                                            _factors("--tempi", tempi, (1.0,)))  # fmt: skip
+    else:
+        version, result = evaluate_checkpoint(weights, dataset, split)
     if as_json:
         typer.echo(json.dumps(result))
         return

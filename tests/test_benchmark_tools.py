@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from benchmarks.lilypond import lilypond_systems
@@ -75,3 +77,15 @@ def test_hub_scores_ignore_the_snippets_own_piece_and_flag_snippets_near_everyon
     assert hub[0] > 0.99  # near the common sound in the other pieces' audio
     assert hub[1] < 0.9 and hub[2] < 0.9  # its own audio is skipped: exact copies would score 1
     assert hub[0] > hub[3]
+
+
+def test_snippet_readings_at_one_width_and_one_tempo_are_the_table_2_figures(dataset: Path) -> None:
+    # `sheetid eval snippets --widths/--tempi` crops the strip and the spectrogram itself; read once, its
+    # figures must be those of the training's own validation protocol.
+    from benchmarks.snippets import evaluate_checkpoint, evaluate_readings
+
+    _, reference = evaluate_checkpoint(None, dataset, "test")
+    _, once = evaluate_readings(None, dataset, "test", (1.0,), (1.0,))
+    assert once["candidates"] == reference["candidates"] > 20
+    assert once["audio_to_sheet"] == reference["audio_to_sheet"]
+    assert once["sheet_to_audio"] == reference["sheet_to_audio"]
