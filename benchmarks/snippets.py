@@ -52,10 +52,11 @@ def evaluate_readings(weights: Path | None, dataset: Path, split: str, widths: t
         for factor in widths:
             strips = {k: at_width(rec.strip.image, factor) for k, rec in enumerate(pairs.records)}
             for idx in batches:
-                crops = np.stack([crop_windows(strips[int(pairs.piece[j])], np.array([int(round(float(
-                    pairs.records[int(pairs.piece[j])].onset_x[pairs.onset[j]]) * factor))]), width_px)[0]
-                    for j in idx]) / np.float32(255.0)  # fmt: skip
-                sheet[idx] += model.embed_sheet(torch.from_numpy(crops.astype(np.float32)))
+                pieces = [int(pairs.piece[j]) for j in idx]
+                onset_x = [float(pairs.records[k].onset_x[pairs.onset[j]]) for k, j in zip(pieces, idx, strict=True)]
+                crops = [crop_windows(strips[k], np.array([int(round(x * factor))]), width_px)[0]
+                         for k, x in zip(pieces, onset_x, strict=True)]  # fmt: skip
+                sheet[idx] += model.embed_sheet(torch.from_numpy(np.stack(crops) / np.float32(255.0)))
         for tempo in tempi:
             cfg = replace(model.cfg, audio_tempo=model.cfg.audio_tempo * tempo)
             for idx in batches:
