@@ -36,7 +36,7 @@ ALIGN_TEMPI = (1.0, 0.7)
 # 0.0169, repeats (jump-aware) 0.0169 -> 0.0161; 1.1, 1.3 and 1.2 + 1.4 did less (README, Alignment).
 ALIGN_SHEET_WIDTHS = (1.0, 1.2)
 # Strip px after each system's first window where the wider readings give way to the engraved one: read
-# wider there, a validation piece played first half twice jumped back 1.9 s late (tests/test_jumps.py).
+# wider there, a validation piece played first half twice jumped back too late (tests/test_jumps.py).
 WIDER_AFTER_PX = 128
 STRIP_PX_PER_SECOND = 75.0  # rough engraving density (model-scale strip px per second at 120 bpm)
 
