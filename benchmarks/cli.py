@@ -103,12 +103,36 @@ def eval_ranking(
     dataset: Annotated[Path, typer.Option(help="dataset folder")] = DATASET,
     library: Annotated[Path, typer.Option(help="library folder (built on first use)")] = EVAL_LIBRARY,
     excerpts: Annotated[int, typer.Option(help="random 10-s excerpts per recording")] = 5,
+    setting: Annotated[list[str] | None, typer.Option(help="compare the shipped settings with FIELD=VALUE "
+                                                      "(a Settings field, JSON or text value); repeatable")] = None,
 ) -> None:
-    """Top-1 on validation under votes alone, temporal consistency alone, and both (the default)."""
-    from benchmarks.ranking import evaluate_ranking
+    """Top-1 on validation under votes alone, temporal consistency alone, and both (the default); with
+    --setting, the shipped settings against each FIELD=VALUE instead."""
+    from benchmarks.ranking import RANKINGS, evaluate_ranking
     from indexer.library import open_library
 
-    typer.echo(json.dumps(evaluate_ranking(open_library(library), dataset, excerpts=excerpts, log=_log)))
+    rankings = RANKINGS
+    if setting:
+        rankings = {"shipped": {}} | {text: _setting(text) for text in setting}
+    typer.echo(json.dumps(evaluate_ranking(open_library(library), dataset, excerpts=excerpts, log=_log,
+                                           rankings=rankings)))  # fmt: skip
+
+
+def _setting(text: str) -> dict[str, object]:
+    """{field: value} of a FIELD=VALUE option as Settings validates it (the value read as JSON where it parses)."""
+    from indexer.settings import Settings
+
+    field, sep, raw = text.partition("=")
+    if not sep or field not in Settings.model_fields:
+        raise typer.BadParameter(f"--setting {text!r}: FIELD=VALUE with a Settings field")
+    try:
+        value: object = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    try:
+        return {field: getattr(Settings.model_validate({field: value}), field)}
+    except ValueError as err:
+        raise typer.BadParameter(f"--setting {text!r}: {err}") from err
 
 
 @eval_app.command("hubness")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,3 +48,19 @@ def embed_pages(model: SheetAudioNet, pages: list[np.ndarray], hop: int, device:
     without = [i + 1 for i, (_, found) in enumerate(readings) if not found]
     wider = {f: embed_strip_at_width(model, strip.image, centres, f, hop, device) for f in widths if f != 1.0}
     return EmbeddedScore(strip, centres, sys_idx, boxes, page_of, vectors, pages, without, wider)
+
+
+def mean_reading(score: EmbeddedScore) -> EmbeddedScore:
+    """The score with each snippet's vector the normalised mean of its vectors as engraved and at every
+    width it was read at (Settings.snippet_widths), the readings themselves dropped."""
+    if not score.vectors_at_width:
+        return score
+    total = score.vectors.astype(np.float64) + sum(v.astype(np.float64) for v in score.vectors_at_width.values())
+    total /= np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
+    return replace(score, vectors=total.astype(np.float32), vectors_at_width={})
+
+
+def vector_version(model_version: str, widths: tuple[float, ...]) -> str:
+    """What the indexed vectors depend on: the model's version and the widths averaged into them."""
+    widths = tuple(f for f in widths if f != 1.0)
+    return model_version if not widths else f"{model_version}+w{','.join(f'{f:g}' for f in widths)}"

@@ -23,7 +23,7 @@ from PIL import Image
 from sqlalchemy import Select, delete, func, select, update
 
 from indexer import generation
-from indexer.embed import embed_pages
+from indexer.embed import EmbeddedScore, embed_pages, mean_reading, vector_version
 from indexer.errors import NotIndexed
 from indexer.job_queue import JobQueue
 from indexer.pdf import inspect_pdf, pdf_metadata, rasterise, title_from_filename
@@ -63,7 +63,8 @@ class Library:
     def __init__(self, settings: Settings, weights: Path | None = None) -> None:
         self.settings = settings
         self.device = checkpoint.pick_device(settings.device)
-        self.model, self.model_version, self.model_extra = checkpoint.load(weights or settings.weights, self.device)
+        self.model, version, self.model_extra = checkpoint.load(weights or settings.weights, self.device)
+        self.model_version = vector_version(version, settings.snippet_widths)  # what stored vectors depend on
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         migrate(settings.db_url)  # migrations always run before the database is used
         self.engine = make_engine(settings.db_url)
@@ -174,7 +175,7 @@ class Library:
         pages = rasterise(data, st.pdf_dpi, st.max_page_pixels)
         if progress:
             progress("rasterised", 0.1)
-        score = embed_pages(self.model, pages, st.snippet_hop, self.device)
+        score = self._embed_for_index(pages)
         if progress:
             progress("embedded", 0.9)
         with self.write_lock:
@@ -206,6 +207,10 @@ class Library:
         if progress:
             progress("indexed", 1.0)
         return AddResult(pid, created=True, pages_without_music=score.pages_without_music)
+
+    def _embed_for_index(self, pages: list[np.ndarray]) -> EmbeddedScore:
+        st = self.settings
+        return mean_reading(embed_pages(self.model, pages, st.snippet_hop, self.device, st.snippet_widths))
 
     def _store_vectors(self, pid: int, pages: list[np.ndarray], score) -> np.ndarray:  # type: ignore[no-untyped-def]
         page_dir = self.settings.pages_dir / str(pid)
@@ -268,7 +273,7 @@ class Library:
                 pages = self.page_images(pid)
             except NotIndexed:  # removed since the list was read
                 continue
-            score = embed_pages(self.model, pages, self.settings.snippet_hop, self.device)
+            score = self._embed_for_index(pages)
             with self.write_lock:
                 with self.Session.begin() as s:
                     s.execute(delete(Snippet).where(Snippet.piece_id == pid))

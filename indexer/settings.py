@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # retrieval
     pdf_dpi: int = 150  # rasterisation DPI for uploaded PDFs
     snippet_hop: int = 16  # px between indexed snippets at model scale (must divide the model's stride, 16)
+    # Each indexed vector is the normalised mean of the snippet as engraved and read at each of these
+    # widths (model.sheet.at_width; () = as engraved only). Part of the library's vector version: a change
+    # marks the indexed pieces stale until `sheetid reindex`.
+    snippet_widths: tuple[Annotated[float, Field(gt=0.5, lt=2.0)], ...] = ()
     excerpt_hop: int = 8  # spectrogram frames between query excerpts (0.4 s; must divide the stride)
     top_k: int = 25  # neighbours per excerpt that vote (paper §5)
     # The query is also asked as if played this many times as fast (model.audio.at_tempo), and every
@@ -67,6 +71,10 @@ class Settings(BaseSettings):
     # spectrogram frames between a tempo version's excerpts, in its own frames (16 halves its cost: on
     # validation 93 of 168 ranked first against 97 at 8, README, "Query tempi")
     query_tempo_hop: int = 8
+    # how the tempo readings vote: "separate" (each reading's excerpts vote), "mean" (each excerpt as played
+    # votes with the normalised mean of its readings: the window of each tempo reading nearest its centre),
+    # "mean+tempi" (that mean in place of the played reading, the tempo readings voting beside it)
+    query_readings: Literal["separate", "mean", "mean+tempi"] = "separate"
     rerank: bool = True  # re-rank the vote shortlist by votes and temporal consistency (service/identify.py)
     # weight of the vote z-score per √(votes cast) beside consistency in that re-ranking (0: consistency alone)
     rerank_vote_weight: float = Field(default=1.0, ge=0.0)

@@ -34,6 +34,7 @@ import numpy as np
 from indexer.library import Library
 from indexer.library_view import LibraryView
 from model.audio import FPS, SAMPLE_RATE, spectrogram
+from model.embed import nearest
 from service.consistency import consistency_scores
 from service.verify import PathEvidence, path_evidence
 
@@ -157,13 +158,23 @@ class Identification:
 
 
 def query_excerpts(library: Library | LibraryView, wave: np.ndarray, hop_frames: int, tempi: tuple[float, ...],
-                   tempo_hop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+                   tempo_hop: int, readings: str = "separate"
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """(centre frames, unit vectors, played) of a query's excerpts in time order: the recording as played
     (`played` true) every `hop_frames` and, for each factor in `tempi`, as if played that many times as
-    fast, every `tempo_hop` of its own frames, its centres mapped back to the recording's frames."""
+    fast, every `tempo_hop` of its own frames, its centres mapped back to the recording's frames.
+    `readings` (Settings.query_readings): "mean" gives each excerpt as played the normalised mean of its
+    vector and each tempo reading's window nearest its centre, and keeps only those; "mean+tempi" keeps the
+    tempo readings beside the means."""
     spec = spectrogram(wave)
     versions = [library.embed_spectrogram(spec, hop_frames)]
     versions += [library.embed_spectrogram(spec, tempo_hop, f) for f in tempi if f != 1.0]
+    if readings != "separate" and len(versions) > 1:
+        played_centres, mean = versions[0][0], versions[0][1].copy()
+        for centres_f, vectors_f in versions[1:]:
+            mean += vectors_f[nearest(centres_f.astype(np.float64), played_centres.astype(np.float64))]
+        mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+        versions = [(played_centres, mean)] + (versions[1:] if readings == "mean+tempi" else [])
     centres = np.concatenate([c for c, _ in versions])
     order = np.argsort(centres, kind="stable")  # consistency reads the excerpts' times in order
     vectors = np.concatenate([v for _, v in versions])
@@ -179,7 +190,7 @@ def identify(library: Library | LibraryView, wave: np.ndarray, calibration: Cali
     if st.no_match_threshold is not None:
         calibration = replace(calibration, threshold=st.no_match_threshold, thresholds=None)  # keeps the weights
     centres, vectors, played = query_excerpts(library, wave, hop_frames or st.excerpt_hop, st.query_tempi,
-                                              st.query_tempo_hop)  # fmt: skip
+                                              st.query_tempo_hop, st.query_readings)  # fmt: skip
     seconds, excerpts = len(wave) / SAMPLE_RATE, int(played.sum())
     sizes = library.piece_sizes()
     if sizes.sum() == 0 or excerpts == 0:

@@ -89,3 +89,16 @@ def test_snippet_readings_at_one_width_and_one_tempo_are_the_table_2_figures(dat
     assert once["candidates"] == reference["candidates"] > 20
     assert once["audio_to_sheet"] == reference["audio_to_sheet"]
     assert once["sheet_to_audio"] == reference["sheet_to_audio"]
+
+
+def test_a_ranking_setting_is_validated_as_the_service_would_read_it() -> None:
+    import pytest
+    import typer
+
+    from benchmarks.cli import _setting
+
+    assert _setting("query_tempi=[0.7, 0.5]") == {"query_tempi": (0.7, 0.5)}
+    assert _setting("query_readings=mean") == {"query_readings": "mean"}
+    for bad in ("query_readings=median", "no_such_field=1", "top_k"):
+        with pytest.raises(typer.BadParameter):
+            _setting(bad)

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from indexer.library import Library
 from indexer.settings import Settings
-from model.audio import SAMPLE_RATE
+from model.audio import SAMPLE_RATE, spectrogram
 from model.data import dataset as ds
 from service.identify import Calibration, identify, query_excerpts
 from tests.conftest import TEST_PIECE, TRAIN_PIECE, VAL_PIECE
@@ -144,6 +144,24 @@ def test_a_query_is_also_asked_at_other_tempi_in_its_own_time(library: Library, 
     # half the tempo has twice the excerpts, twice the tempo half, all placed in the recording's own frames
     assert 2.0 < (~played).sum() / played.sum() < 3.0
     assert own_centres.min() - 8 <= centres[~played].min() and centres[~played].max() <= own_centres.max() + 16
+
+
+def test_a_query_read_as_the_mean_of_its_tempi_votes_once_per_excerpt_as_played(library: Library,
+                                                                                dataset: Path) -> None:  # fmt: skip
+    wave = _recording(dataset, TEST_PIECE)[: 30 * SAMPLE_RATE]
+    own_centres, own_vectors = library.embed_recording(wave, 8)
+    centres, vectors, played = query_excerpts(library, wave, 8, (0.7,), 8, "mean")
+    np.testing.assert_array_equal(centres, own_centres)  # one vote set, at the excerpts as played
+    assert played.all()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # the mean leans to neither reading: nearer the played one than the slowed one is to it, and moved from it
+    slowed_centres, slowed = library.embed_spectrogram(spectrogram(wave), 8, 0.7)
+    nearest_slowed = slowed[[int(np.argmin(np.abs(slowed_centres - c))) for c in own_centres]]
+    to_played = np.sum(vectors * own_vectors, axis=1)
+    assert np.all(to_played >= np.sum(nearest_slowed * own_vectors, axis=1) - 1e-5) and np.median(to_played) < 0.999
+    both = query_excerpts(library, wave, 8, (0.7,), 8, "mean+tempi")
+    np.testing.assert_allclose(both[1][both[2]], vectors, atol=1e-6)  # the means, and the slowed reading beside
+    assert (~both[2]).sum() == len(slowed)
 
 
 def test_a_model_trained_at_a_slower_audio_tempo_places_its_windows_in_the_recordings_frames(

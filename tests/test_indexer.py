@@ -12,7 +12,7 @@ from sqlalchemy import func, inspect, select, text
 from indexer.errors import BadInput
 from indexer.library import Library
 from indexer.settings import Settings
-from indexer.store import Piece, Snippet, Status, make_engine, migrate
+from indexer.store import Piece, Snippet, Status, make_engine, migrate, vectors_from
 from indexer.vector_milvus import MilvusStore
 from indexer.vector_store import open_vector_store
 from model import checkpoint
@@ -159,6 +159,28 @@ def test_model_change_hides_pieces_until_reindexed(settings: Settings, pdfs: dic
     assert changed.index.ntotal == n
     with changed.Session() as s:
         assert set(s.scalars(select(Snippet.model_version))) == {new_version}
+
+
+def _stored_vectors(lib: Library) -> np.ndarray:
+    """The library's snippet vectors as its database keeps them, in strip order."""
+    with lib.Session() as s:
+        return vectors_from(list(s.scalars(select(Snippet.vector).order_by(Snippet.strip_x))))
+
+
+def test_vectors_averaged_over_strip_widths_are_their_own_version(settings: Settings, pdfs: dict[str, bytes]) -> None:
+    lib = Library(settings)
+    lib.add_pdf(pdfs[TEST_PIECE])
+    engraved = _stored_vectors(lib)
+    lib.close()
+    wider = Library(settings.model_copy(update={"snippet_widths": (0.9, 1.2)}))
+    assert wider.model_version != lib.model_version and wider.model_version.startswith(lib.model_version)
+    assert wider.index.ntotal == 0  # vectors read another way are not mixed with the engraved ones
+    assert wider.reindex() == 1
+    averaged = _stored_vectors(wider)
+    assert averaged.shape == engraved.shape
+    np.testing.assert_allclose(np.linalg.norm(averaged, axis=1), 1.0, atol=1e-5)
+    cosine = np.sum(averaged * engraved, axis=1)
+    assert np.median(cosine) > 0.8 and np.median(cosine) < 0.999  # the same snippets, read more than one way
 
 
 @pytest.mark.parametrize("factory", ["Flat", "HNSW32", "IVF4,Flat"])
