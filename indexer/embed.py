@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from indexer.errors import BadInput
-from model.embed import embed_strip, embed_strip_at_width
+from model.embed import embed_strip, embed_strip_at_width, normalised_mean
 from model.nets import SheetAudioNet
 from model.sheet import STRIP_HEIGHT, Strip, read_page, unroll
 
@@ -55,9 +55,8 @@ def mean_reading(score: EmbeddedScore) -> EmbeddedScore:
     width it was read at (Settings.snippet_widths), the readings themselves dropped."""
     if not score.vectors_at_width:
         return score
-    total = score.vectors.astype(np.float64) + sum(v.astype(np.float64) for v in score.vectors_at_width.values())
-    total /= np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
-    return replace(score, vectors=total.astype(np.float32), vectors_at_width={})
+    vectors = normalised_mean([score.vectors, *score.vectors_at_width.values()])
+    return replace(score, vectors=vectors, vectors_at_width={})
 
 
 def vector_version(model_version: str, widths: tuple[float, ...]) -> str:

@@ -152,6 +152,12 @@ def nearest(grid: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.where(np.abs(grid[left] - points) <= np.abs(grid[right] - points), left, right)
 
 
+def normalised_mean(readings: list[np.ndarray]) -> np.ndarray:
+    """Unit vectors (N, D), float32: the normalised mean of the same N windows' vectors in every reading."""
+    total = np.sum([np.asarray(r, np.float64) for r in readings], axis=0)
+    return (total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def embed_spectrogram(model: SheetAudioNet, spec: np.ndarray, hop_frames: int, device: str = "cpu",
                       runtime: str = "torch") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(window centre frames, unit vectors (N, D)) for a (T, bins) spectrogram; `runtime` as in embed_strip."""

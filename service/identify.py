@@ -34,7 +34,7 @@ import numpy as np
 from indexer.library import Library
 from indexer.library_view import LibraryView
 from model.audio import FPS, SAMPLE_RATE, spectrogram
-from model.embed import nearest
+from model.embed import nearest, normalised_mean
 from service.consistency import consistency_scores
 from service.verify import PathEvidence, path_evidence
 
@@ -170,10 +170,9 @@ def query_excerpts(library: Library | LibraryView, wave: np.ndarray, hop_frames:
     versions = [library.embed_spectrogram(spec, hop_frames)]
     versions += [library.embed_spectrogram(spec, tempo_hop, f) for f in tempi if f != 1.0]
     if readings != "separate" and len(versions) > 1:
-        played_centres, mean = versions[0][0], versions[0][1].copy()
-        for centres_f, vectors_f in versions[1:]:
-            mean += vectors_f[nearest(centres_f.astype(np.float64), played_centres.astype(np.float64))]
-        mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+        played_centres, played_vectors = versions[0]
+        mean = normalised_mean([played_vectors] + [v[nearest(c.astype(np.float64), played_centres.astype(np.float64))]
+                                                   for c, v in versions[1:]])  # fmt: skip
         versions = [(played_centres, mean)] + (versions[1:] if readings == "mean+tempi" else [])
     centres = np.concatenate([c for c, _ in versions])
     order = np.argsort(centres, kind="stable")  # consistency reads the excerpts' times in order
