@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# how the query's tempo readings vote (Settings.query_readings, service.identify.query_excerpts)
+QueryReadings = Literal["separate", "mean", "mean+tempi"]
 PLACEHOLDER_KEY = "change-me"  # the development key; production mode refuses to start with it
 
 
@@ -74,7 +76,7 @@ class Settings(BaseSettings):
     # how the tempo readings vote: "separate" (each reading's excerpts vote), "mean" (each excerpt as played
     # votes with the normalised mean of its readings: the window of each tempo reading nearest its centre),
     # "mean+tempi" (that mean in place of the played reading, the tempo readings voting beside it)
-    query_readings: Literal["separate", "mean", "mean+tempi"] = "separate"
+    query_readings: QueryReadings = "separate"
     rerank: bool = True  # re-rank the vote shortlist by votes and temporal consistency (service/identify.py)
     # weight of the vote z-score per √(votes cast) beside consistency in that re-ranking (0: consistency alone)
     rerank_vote_weight: float = Field(default=1.0, ge=0.0)

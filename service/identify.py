@@ -33,6 +33,7 @@ import numpy as np
 
 from indexer.library import Library
 from indexer.library_view import LibraryView
+from indexer.settings import QueryReadings
 from model.audio import FPS, SAMPLE_RATE, spectrogram
 from model.embed import nearest, normalised_mean
 from service.consistency import consistency_scores
@@ -158,7 +159,7 @@ class Identification:
 
 
 def query_excerpts(library: Library | LibraryView, wave: np.ndarray, hop_frames: int, tempi: tuple[float, ...],
-                   tempo_hop: int, readings: str = "separate"
+                   tempo_hop: int, readings: QueryReadings = "separate"
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """(centre frames, unit vectors, played) of a query's excerpts in time order: the recording as played
     (`played` true) every `hop_frames` and, for each factor in `tempi`, as if played that many times as
